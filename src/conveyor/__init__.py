@@ -1,0 +1,62 @@
+"""Conveyor: continuous delivery for machine learning, from a commit to a model in production.
+
+The public Python API. Every CLI command is one call to a function here. Names load
+lazily so that ``import conveyor`` (and ``conveyor --help``) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "init": "conveyor._api",
+    "Workspace": "conveyor.workspace",
+    "Config": "conveyor.config",
+    "add": "conveyor.versioning",
+    "status": "conveyor.versioning",
+    "checkout": "conveyor.versioning",
+    "unprotect": "conveyor.versioning",
+    "diff": "conveyor.versioning",
+    "gc": "conveyor.versioning",
+    "verify": "conveyor.versioning",
+    "ConveyorError": "conveyor.errors",
+}
+
+__all__ = [
+    "Config",
+    "ConveyorError",
+    "Workspace",
+    "add",
+    "checkout",
+    "diff",
+    "gc",
+    "init",
+    "status",
+    "unprotect",
+    "verify",
+]
+
+if TYPE_CHECKING:
+    from conveyor._api import init as init
+    from conveyor.config import Config as Config
+    from conveyor.errors import ConveyorError as ConveyorError
+    from conveyor.versioning import add as add
+    from conveyor.versioning import checkout as checkout
+    from conveyor.versioning import diff as diff
+    from conveyor.versioning import gc as gc
+    from conveyor.versioning import status as status
+    from conveyor.versioning import unprotect as unprotect
+    from conveyor.versioning import verify as verify
+    from conveyor.workspace import Workspace as Workspace
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

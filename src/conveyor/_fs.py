@@ -1,0 +1,165 @@
+"""Filesystem primitives: atomic writes, temp files, links, durable batches.
+
+Everything conveyor writes reaches its final name by ``rename`` from a temp file on the
+same filesystem, so a process killed at any moment leaves either the old file or the
+new one, never half of one. Durability is batched: many small files are written, then
+one ``syncfs`` makes their contents durable before any of them is renamed into place,
+which costs one flush instead of one ``fsync`` per file (about 300 µs each here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Iterator
+
+from conveyor.errors import storage_error
+
+TMP_PREFIX = ".cvytmp-"
+
+_FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:  # pragma: no cover - not on Linux
+        return None
+
+
+_LIBC = _libc()
+
+
+def syncfs(path: str | os.PathLike[str]) -> None:
+    """Flush every dirty page of the filesystem holding ``path`` (one call, not one per file)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _LIBC is not None and hasattr(_LIBC, "syncfs"):
+            if _LIBC.syncfs(fd) != 0:  # pragma: no cover - kernel refused
+                os.sync()
+        else:  # pragma: no cover - non-Linux fallback
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def tmp_name(directory: str | os.PathLike[str], hint: str = "") -> str:
+    """A fresh temp path inside ``directory``; leftovers carry :data:`TMP_PREFIX` so they can be swept."""
+    return os.path.join(directory, f"{TMP_PREFIX}{hint}{secrets.token_hex(8)}")
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so that readers see the old content or all of the new."""
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or "."
+    tmp = tmp_name(directory)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, mode)  # the umask may have narrowed the mode given to open
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise storage_error(exc, path, "write") from exc
+    with contextlib.suppress(OSError):
+        fsync_dir(directory)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def remove(path: str | os.PathLike[str]) -> None:
+    """Remove a file, link or directory tree, whatever is there; read-only entries too."""
+    path = os.fspath(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        try:
+            shutil.rmtree(path)
+        except PermissionError:
+            # read-only folders (a user's chmod) block unlinking their entries: open them up
+            for folder, dirs, _files in os.walk(path):
+                for name in dirs:
+                    os.chmod(os.path.join(folder, name), 0o755)
+            os.chmod(path, 0o755)
+            shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def reflink(src: str, dst: str) -> None:
+    """Clone ``src`` to ``dst`` sharing extents (btrfs, XFS, APFS...); raises OSError where unsupported."""
+    src_fd = os.open(src, os.O_RDONLY)
+    try:
+        dst_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fcntl.ioctl(dst_fd, _FICLONE, src_fd)
+        except OSError:
+            os.close(dst_fd)
+            os.unlink(dst)
+            raise
+        os.close(dst_fd)
+    finally:
+        os.close(src_fd)
+
+
+def is_no_space(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def sweep_tmp(directory: str | os.PathLike[str]) -> int:
+    """Empty conveyor's private temp folder of what killed processes left.
+
+    Call only while holding the workspace lock: then no live process owns anything there.
+    """
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            remove(entry.path)
+            removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def removing_on_error(path: str) -> Iterator[None]:
+    """Remove ``path`` if the block fails, so no partial file survives."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise

@@ -1,0 +1,135 @@
+"""Data versioning commands: add, status, checkout, diff, gc, verify, unprotect."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import click
+
+from conveyor.cli._render import human_size
+
+
+def register(cli: click.Group) -> None:
+    for command in (add_cmd, status_cmd, checkout_cmd, diff_cmd, gc_cmd, verify_cmd, unprotect_cmd):
+        cli.add_command(command)
+
+
+@click.command("add")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+def add_cmd(paths: tuple[str, ...]) -> None:
+    """Track files or folders: cache their content and write PATH.cvy pointers for git."""
+    from conveyor import add
+
+    for result in add(list(paths)):
+        files = f", {result.files} files" if result.kind == "dir" else ""
+        click.echo(f"added {result.path} ({human_size(result.size)}{files}, {result.objects_written} new objects)")
+    click.echo("Commit the pointer files with git: git add '*.cvy' .gitignore")
+
+
+@click.command("status")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing; exit 1 when anything changed.")
+def status_cmd(paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+    """Show tracked data that changed, is missing, or is not in the cache."""
+    from conveyor import status
+
+    report = status(list(paths) if paths else None)
+    if as_json:
+        click.echo(json.dumps({"tracked": report.tracked, "changed": [asdict(c) for c in report.changed]}, indent=2))
+    elif not quiet:
+        if report.clean:
+            click.echo(f"Data and pointers are in sync ({report.tracked} tracked).")
+        for entry in report.changed:
+            click.echo(f"{entry.state}: {entry.path}")
+            for label, files in (("new", entry.added), ("deleted", entry.deleted), ("modified", entry.modified)):
+                for name in files:
+                    click.echo(f"    {label}: {entry.path}/{name}")
+        hints = {c.state for c in report.changed}
+        if "modified" in hints:
+            click.echo("(use 'conveyor add PATH' to record changes, 'conveyor checkout PATH' to discard them)")
+        if "missing" in hints:
+            click.echo("(use 'conveyor checkout' to restore missing data)")
+    if quiet and not report.clean:
+        click.get_current_context().exit(1)
+
+
+@click.command("checkout")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("-f", "--force", is_flag=True, help="Discard workspace changes that are not in the cache.")
+@click.option("--relink", is_flag=True, help="Re-place every file, even unchanged ones (after changing cache.link).")
+def checkout_cmd(paths: tuple[str, ...], force: bool, relink: bool) -> None:
+    """Make the workspace match the pointer files (after a git checkout, say)."""
+    from conveyor import checkout
+
+    result = checkout(list(paths) if paths else None, force=force, relink=relink)
+    click.echo(f"{len(result.placed)} placed, {len(result.removed)} removed, {result.unchanged} unchanged")
+
+
+@click.command("diff")
+@click.argument("a_rev", required=False)
+@click.argument("b_rev", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+def diff_cmd(a_rev: str | None, b_rev: str | None, as_json: bool) -> None:
+    """List data files added, modified and deleted from A_REV (HEAD) to B_REV (the workspace)."""
+    from conveyor import diff
+
+    result = diff(a_rev, b_rev)
+    if as_json:
+        changes = [asdict(c) for c in result.changes]
+        click.echo(json.dumps({"old": result.old, "new": result.new, "changes": changes}, indent=2))
+        return
+    if not result.changes:
+        click.echo(f"No data changes between {result.old} and {result.new}.")
+    for change in result.changes:
+        click.echo(f"{change.change:<9} {change.path}")
+    for folder in result.unexpanded:
+        click.echo(f"(folder {folder} shown whole: its manifest is not in the cache)", err=True)
+
+
+@click.command("gc")
+@click.option("-a", "--all-commits", is_flag=True, help="Keep objects any commit of any branch or tag references.")
+@click.option("-n", "--dry-run", is_flag=True, help="Only count what would be removed.")
+def gc_cmd(all_commits: bool, dry_run: bool) -> None:
+    """Remove cache objects nothing references (the workspace, or with -a, git history)."""
+    from conveyor import gc
+
+    result = gc(all_commits=all_commits, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {result.removed} objects ({human_size(result.removed_bytes)}), kept {result.kept}")
+
+
+@click.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify_cmd(as_json: bool) -> None:
+    """Re-hash every cache object and tracked file; exit 1 if any object is corrupt."""
+    from conveyor import verify
+    from conveyor.errors import VerificationError
+
+    report = verify()
+    if as_json:
+        click.echo(json.dumps(asdict(report), indent=2))
+    else:
+        click.echo(f"checked {report.objects_checked} cache objects and {report.files_checked} workspace files")
+        for path in report.corrupt_objects:
+            click.echo(f"corrupt object: {path}")
+        for path in report.stale_state:
+            click.echo(f"stale state entry (fixed): {path}")
+        for path in report.modified:
+            click.echo(f"modified since added: {path}")
+    if not report.ok:
+        raise VerificationError(
+            f"{len(report.corrupt_objects)} corrupt cache object(s)",
+            hint="delete them and restore the data with 'conveyor add' or a fetch",
+        )
+
+
+@click.command("unprotect")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+def unprotect_cmd(paths: tuple[str, ...]) -> None:
+    """Replace links into the cache by writable copies, so the files can be edited."""
+    from conveyor import unprotect
+
+    for path in unprotect(list(paths)):
+        click.echo(f"unprotected {path}")

@@ -1,0 +1,177 @@
+"""Layered configuration: ``.conveyor/config`` (committed), ``config.local`` (never committed), env.
+
+Later layers win. Every key is declared once in :data:`KEYS` with its type, default and
+help, so a typo gets a "did you mean" and a bad value names the key and what it takes.
+Config is an explicit object passed to whoever needs it, never a process-wide global.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conveyor import _fs
+from conveyor.errors import CorruptFileError, UsageError
+
+LINK_TYPES = ("reflink", "copy", "hardlink", "symlink")
+
+
+def _parse_link(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    kinds = tuple(str(item).strip() for item in items if str(item).strip())
+    if not kinds or any(kind not in LINK_TYPES for kind in kinds):
+        raise ValueError(f"expected a comma-separated list of {', '.join(LINK_TYPES)}")
+    return kinds
+
+
+def _parse_float(value: Any) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("expected a number of seconds >= 0")
+    return number
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_str(value: Any) -> str:
+    if not isinstance(value, str | int | float) or not str(value):
+        raise ValueError("expected a non-empty string")
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+
+
+KEYS: dict[str, Key] = {
+    key.name: key
+    for key in (
+        Key(
+            "cache.link",
+            _parse_link,
+            ("reflink", "copy"),
+            "how checkout places cached files in the workspace, tried in order",
+        ),
+        Key("cache.dir", _parse_str, None, "where the cache lives (default .conveyor/cache)"),
+        Key(
+            "core.lock_timeout",
+            _parse_float,
+            10.0,
+            "seconds to wait for another conveyor process before giving up",
+        ),
+        Key("core.no_scm", _parse_bool, False, "allow a workspace outside git"),
+    )
+}
+
+
+def _env_name(key: str) -> str:
+    return "CONVEYOR_" + key.upper().replace(".", "_")
+
+
+def check_key(key: str) -> Key:
+    if key in KEYS:
+        return KEYS[key]
+    close = difflib.get_close_matches(key, KEYS, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(KEYS))}"
+    raise UsageError(f"unknown config key '{key}'", hint=hint)
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in data.items():
+        full = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{full}."))
+        else:
+            flat[full] = value
+    return flat
+
+
+def _load_file(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise CorruptFileError(
+            f"{path}: not valid YAML ({exc.__class__.__name__})",
+            hint="fix the file by hand or restore it from git",
+        ) from exc
+    if not isinstance(data, Mapping):
+        raise CorruptFileError(f"{path}: expected a mapping of sections", hint="restore it from git")
+    flat = _flatten(data)
+    flat.pop("schema", None)
+    return flat
+
+
+class Config:
+    """The merged view of every layer, with parsed and validated values."""
+
+    def __init__(self, conveyor_dir: Path, env: Mapping[str, str] | None = None) -> None:
+        self.conveyor_dir = conveyor_dir
+        self._env = os.environ if env is None else env
+        self._values: dict[str, Any] = {}
+        for layer in (conveyor_dir / "config", conveyor_dir / "config.local"):
+            for key, raw in _load_file(layer).items():
+                self._values[key] = self._parse(key, raw, str(layer))
+        for key in KEYS:
+            raw = self._env.get(_env_name(key))
+            if raw is not None:
+                self._values[key] = self._parse(key, raw, f"environment variable {_env_name(key)}")
+
+    @staticmethod
+    def _parse(key: str, raw: Any, where: str) -> Any:
+        spec = check_key(key)
+        try:
+            return spec.parse(raw)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"{where}: bad value {raw!r} for '{key}': {exc}") from exc
+
+    def get(self, key: str) -> Any:
+        spec = check_key(key)
+        return self._values.get(key, spec.default)
+
+    def items(self) -> dict[str, Any]:
+        return {key: self.get(key) for key in sorted(KEYS)}
+
+
+def set_value(conveyor_dir: Path, key: str, value: str | None, *, local: bool = False) -> None:
+    """Set (or with ``value=None`` unset) ``key`` in the committed or the local config file."""
+    import yaml
+
+    spec = check_key(key)
+    if value is not None:
+        Config._parse(key, value, "value")
+    path = conveyor_dir / ("config.local" if local else "config")
+    flat = _load_file(path)
+    if value is None:
+        flat.pop(key, None)
+    else:
+        parsed = spec.parse(value)
+        flat[key] = list(parsed) if isinstance(parsed, tuple) else parsed
+    nested: dict[str, Any] = {"schema": 1}
+    for name in sorted(flat):
+        section, _, leaf = name.partition(".")
+        nested.setdefault(section, {})[leaf] = flat[name]
+    _fs.atomic_write_text(path, yaml.safe_dump(nested, sort_keys=False, default_flow_style=False))

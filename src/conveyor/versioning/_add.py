@@ -1,0 +1,99 @@
+"""``add``: put files and folders into the cache and write their pointer files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from conveyor import _fs
+from conveyor.errors import PathError
+from conveyor.versioning._pointer import Pointer
+from conveyor.versioning._repo import Repo
+from conveyor.workspace import Workspace
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    path: str  # relative to the workspace root
+    kind: str
+    digest: str
+    size: int
+    files: int
+    objects_written: int
+
+
+def add(targets: list[str | os.PathLike[str]], *, workspace: Workspace | None = None) -> list[AddResult]:
+    """Track ``targets``: cache their content and write ``PATH.cvy`` beside each.
+
+    Re-adding a tracked path records its new content. Objects become visible in the cache
+    only once durable, and pointer files are written after their objects, so a process
+    killed at any point leaves the previous state or the new one.
+    """
+    if not targets:
+        raise PathError("nothing to add", hint="name one or more files or folders")
+    ws = workspace or Workspace.find()
+    results: list[AddResult] = []
+    with ws.lock(), Repo(ws) as repo:
+        resolved = _check_targets(repo, targets)
+        for target in resolved:
+            with repo.odb.batch() as batch:
+                snap = repo.snapshot(target, batch=batch)
+            assert snap.digest is not None
+            pointer = Pointer(
+                path=target.name,
+                kind="dir" if snap.kind == "dir" else "file",
+                digest=snap.digest,
+                size=snap.size,
+                files=snap.files,
+            )
+            pointer.write(ws.pointer_path(target))
+            if ws.has_scm:
+                ignore_in_git(target)
+            results.append(
+                AddResult(ws.relpath(target), pointer.kind, snap.digest, snap.size, snap.files, batch.written)
+            )
+        if any(kind in ("hardlink", "symlink") for kind in ws.config.get("cache.link")[:1]):
+            from conveyor.versioning._checkout import checkout
+
+            checkout([str(t) for t in resolved], workspace=ws, relink=True)
+    return results
+
+
+def _check_targets(repo: Repo, targets: list[str | os.PathLike[str]]) -> list[Path]:
+    resolved: list[Path] = []
+    for raw in targets:
+        target = repo.ws.resolve_target(raw)
+        if not (target.is_file() or target.is_dir()):
+            raise PathError(f"{raw}: not a regular file or folder", hint="name a file or folder with data")
+        if not os.access(target, os.R_OK):
+            from conveyor.errors import MissingFileError
+
+            raise MissingFileError(f"{raw}: permission denied", hint="make it readable, then add it again")
+        ancestor = repo.tracking_ancestor(target)
+        if ancestor is not None:
+            rel = repo.ws.relpath(ancestor)
+            raise PathError(
+                f"{raw}: inside the tracked folder {rel}",
+                hint=f"re-add the whole folder with 'conveyor add {rel}'",
+            )
+        if target not in resolved:
+            resolved.append(target)
+    return resolved
+
+
+def ignore_in_git(target: Path) -> None:
+    """List ``/name`` in the ``.gitignore`` beside ``target`` so git keeps only the pointer."""
+    gitignore = target.parent / ".gitignore"
+    entry = "/" + target.name.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?").replace("[", "\\[")
+    if entry.startswith("/#") or entry.startswith("/!"):
+        entry = "/\\" + entry[1:]
+    try:
+        text = gitignore.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    if entry in text.splitlines():
+        return
+    if text and not text.endswith("\n"):
+        text += "\n"
+    _fs.atomic_write_text(gitignore, text + entry + "\n")

@@ -1,0 +1,59 @@
+"""``gc``: delete cache objects nothing references, in the workspace or (optionally) in git history."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from conveyor import _git
+from conveyor.versioning import _pointer
+from conveyor.versioning._repo import Repo
+from conveyor.workspace import POINTER_SUFFIX, Workspace
+
+
+@dataclass(frozen=True, slots=True)
+class GcResult:
+    removed: int
+    removed_bytes: int
+    kept: int
+    dry_run: bool
+
+
+def referenced(repo: Repo, *, all_commits: bool = False) -> set[str]:
+    """Hashes of every object the workspace pointers (and with ``all_commits`` any commit) need."""
+    roots: set[tuple[str, str]] = set()
+    for item in repo.tracked():
+        roots.add((item.pointer.kind, item.pointer.digest))
+    if all_commits and repo.ws.has_scm:
+        for path, data in _git.files_in_history(repo.ws.root, POINTER_SUFFIX):
+            pointer = _pointer.parse(data.decode("utf-8", errors="replace"), f"git history: {path}", name=path)
+            roots.add((pointer.kind, pointer.digest))
+    keep: set[str] = set()
+    for kind, digest in roots:
+        keep.add(digest)
+        if kind == "dir":
+            manifest = repo.try_manifest(digest)
+            if manifest is not None:
+                keep.update(entry.digest for entry in manifest.entries.values())
+    return keep
+
+
+def gc(*, all_commits: bool = False, dry_run: bool = False, workspace: Workspace | None = None) -> GcResult:
+    """Remove unreferenced cache objects; ``dry_run`` only counts them."""
+    ws = workspace or Workspace.find()
+    with ws.lock(), Repo(ws) as repo:
+        keep = referenced(repo, all_commits=all_commits)
+        removed = removed_bytes = kept = 0
+        for digest in list(repo.odb.iter_digests()):
+            if digest in keep:
+                kept += 1
+                continue
+            path = repo.odb.path(digest)
+            try:
+                removed_bytes += os.stat(path).st_size
+            except FileNotFoundError:
+                continue
+            if not dry_run:
+                repo.odb.remove(digest)
+            removed += 1
+    return GcResult(removed, removed_bytes, kept, dry_run)

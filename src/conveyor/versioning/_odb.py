@@ -1,0 +1,212 @@
+"""The content-addressed object store: ``<cache>/<2 hex>/<62 hex>``, read-only, written atomically.
+
+Writes go through an :class:`ObjectBatch`: each object is written to a temp file in the
+store's temp folder (same filesystem), then one ``syncfs`` makes the whole batch durable
+and only then is each temp renamed to its final name, so a name in the store always has
+its full, durable content. This is git's loose-object layout; the batch is also the unit
+a later pack format (many small objects as one file, for transfers) will be written in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from conveyor import _fs
+from conveyor.errors import CorruptObjectError, ObjectMissingError, storage_error
+from conveyor.versioning._hashing import SMALL_FILE, hash_bytes, hash_fd, is_hash
+
+OBJECT_MODE = 0o444
+
+
+class ObjectStore:
+    """A folder of immutable objects named by the BLAKE3 hash of their content."""
+
+    def __init__(self, root: Path, tmp_dir: Path) -> None:
+        self.root = root
+        self.tmp_dir = tmp_dir
+        self._shards: set[str] = set()
+
+    def path(self, digest: str) -> str:
+        return f"{self.root}/{digest[:2]}/{digest[2:]}"
+
+    def exists(self, digest: str) -> bool:
+        return os.path.exists(self.path(digest))
+
+    def missing(self, digests: set[str]) -> set[str]:
+        """The subset of ``digests`` not in the store (the batch form later remotes share)."""
+        return {digest for digest in digests if not os.path.exists(self.path(digest))}
+
+    def read_bytes(self, digest: str, *, verify: bool = True) -> bytes:
+        try:
+            with open(self.path(digest), "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            raise ObjectMissingError(
+                f"object {digest} is not in the cache {self.root}",
+                hint="re-add the data it came from, or fetch it from a remote",
+            ) from None
+        if verify and hash_bytes(data) != digest:
+            raise CorruptObjectError(
+                f"{self.path(digest)}: cache object is corrupt (its content does not match its hash)",
+                hint="delete it and restore the data with 'conveyor add' or a fetch",
+            )
+        return data
+
+    def add_bytes(self, data: bytes) -> str:
+        """Store ``data`` durably now; for the few small objects (manifests) outside a batch."""
+        with self.batch() as batch:
+            digest = batch.add_bytes(data)
+        return digest
+
+    def batch(self) -> ObjectBatch:
+        return ObjectBatch(self)
+
+    def iter_digests(self) -> Iterator[str]:
+        try:
+            shards = sorted(os.scandir(self.root), key=lambda e: e.name)
+        except FileNotFoundError:
+            return
+        for shard in shards:
+            if len(shard.name) != 2 or not shard.is_dir(follow_symlinks=False):
+                continue
+            with os.scandir(shard.path) as entries:
+                for entry in entries:
+                    digest = shard.name + entry.name
+                    if is_hash(digest):
+                        yield digest
+
+    def remove(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path(digest))
+
+    def ensure_shard(self, digest: str) -> None:
+        shard = digest[:2]
+        if shard not in self._shards:
+            os.makedirs(f"{self.root}/{shard}", exist_ok=True)
+            self._shards.add(shard)
+
+
+class ObjectBatch:
+    """Objects staged in temp files and published together by :meth:`commit`.
+
+    Used as a context manager: leaving the block normally commits, an exception discards
+    every staged temp file. Flushes itself when it grows large, so memory stays bounded.
+    """
+
+    MAX_PENDING_FILES = 16384
+    MAX_PENDING_BYTES = 512 * 1024 * 1024
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._pending: dict[str, str] = {}  # digest -> temp path
+        self._pending_bytes = 0
+        self.written = 0
+        self.bytes_written = 0
+        store.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> ObjectBatch:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+    def has(self, digest: str) -> bool:
+        return digest in self._pending or self.store.exists(digest)
+
+    def add_bytes(self, data: bytes | memoryview) -> str:
+        digest = hash_bytes(data)
+        if not self.has(digest):
+            tmp = _fs.tmp_name(self.store.tmp_dir)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
+                try:
+                    _fs.write_all(fd, data)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise storage_error(exc, self.store.root, "write a cache object") from exc
+            self._stage(digest, tmp, len(data))
+        return digest
+
+    def add_file(self, path: str, known_digest: str | None = None) -> tuple[str, int]:
+        """Hash ``path`` and stage its content unless the store has it; one read either way.
+
+        ``known_digest`` (from the state database) lets an unchanged file skip the read
+        entirely when its object is already stored.
+        """
+        if known_digest is not None and self.has(known_digest):
+            return known_digest, os.stat(path).st_size
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            from conveyor.errors import MissingFileError
+
+            raise MissingFileError(f"{path}: cannot read ({os.strerror(exc.errno or 0)})",
+                                   hint="check that it exists and is readable") from exc
+        try:
+            size = os.fstat(fd).st_size
+            if size <= SMALL_FILE:
+                data = os.read(fd, size + 1)
+                if len(data) <= size:
+                    return self.add_bytes(data), len(data)
+                os.lseek(fd, 0, os.SEEK_SET)
+            return self._add_stream(fd)
+        finally:
+            os.close(fd)
+
+    def _add_stream(self, src_fd: int) -> tuple[str, int]:
+        tmp = _fs.tmp_name(self.store.tmp_dir)
+        try:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
+            try:
+                digest, size = hash_fd(src_fd, sink=lambda chunk: _fs.write_all(out, chunk))
+            finally:
+                os.close(out)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise storage_error(exc, self.store.root, "write a cache object") from exc
+        if self.has(digest):
+            os.unlink(tmp)
+        else:
+            self._stage(digest, tmp, size)
+        return digest, size
+
+    def _stage(self, digest: str, tmp: str, size: int) -> None:
+        self._pending[digest] = tmp
+        self._pending_bytes += size
+        self.written += 1
+        self.bytes_written += size
+        if len(self._pending) >= self.MAX_PENDING_FILES or self._pending_bytes >= self.MAX_PENDING_BYTES:
+            self.commit()
+
+    def commit(self) -> None:
+        """Make staged content durable, then give every object its final name."""
+        if not self._pending:
+            return
+        try:
+            _fs.syncfs(self.store.tmp_dir)
+            for digest, tmp in self._pending.items():
+                self.store.ensure_shard(digest)
+                os.replace(tmp, self.store.path(digest))
+            _fs.syncfs(self.store.root)
+        except OSError as exc:
+            self.discard()
+            raise storage_error(exc, self.store.root, "publish cache objects") from exc
+        self._pending.clear()
+        self._pending_bytes = 0
+
+    def discard(self) -> None:
+        for tmp in self._pending.values():
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self._pending.clear()
+        self._pending_bytes = 0

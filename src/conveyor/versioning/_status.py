@@ -1,0 +1,72 @@
+"""``status``: which tracked paths differ from their pointer files, and how."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from conveyor.versioning._repo import Repo, Tracked
+from conveyor.workspace import Workspace
+
+
+@dataclass(frozen=True, slots=True)
+class PathStatus:
+    path: str  # relative to the workspace root
+    state: str  # "modified", "missing", "not in cache"
+    added: tuple[str, ...] = ()  # for folders: files new since the pointer's version
+    deleted: tuple[str, ...] = ()
+    modified: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class StatusReport:
+    changed: list[PathStatus] = field(default_factory=list)
+    tracked: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not self.changed
+
+
+def status(
+    targets: list[str | os.PathLike[str]] | None = None, *, workspace: Workspace | None = None
+) -> StatusReport:
+    """Compare tracked paths (all, or those at or below ``targets``) with their pointers."""
+    ws = workspace or Workspace.find()
+    report = StatusReport()
+    with Repo(ws) as repo:
+        if targets is None:
+            items = repo.tracked()
+        else:
+            items = repo.tracked_for([ws.resolve_target(t, must_exist=False) for t in targets])
+        report.tracked = len(items)
+        for item in items:
+            entry = path_status(repo, item)
+            if entry is not None:
+                report.changed.append(entry)
+    return report
+
+
+def path_status(repo: Repo, item: Tracked) -> PathStatus | None:
+    pointer = item.pointer
+    current = repo.snapshot(item.target)
+    if current.kind == "missing":
+        return PathStatus(item.rel, "missing")
+    if current.digest == pointer.digest and current.kind == pointer.kind:
+        if not repo.odb.exists(pointer.digest):
+            return PathStatus(item.rel, "not in cache")
+        return None
+    if pointer.kind == "dir" and current.kind == "dir":
+        old = repo.try_manifest(pointer.digest)
+        if old is not None:
+            new = current.manifest or repo.snapshot(item.target, need_manifest=True).manifest
+            assert new is not None
+            added = tuple(p for p in new.entries if p not in old.entries)
+            deleted = tuple(p for p in old.entries if p not in new.entries)
+            modified = tuple(
+                p for p, e in new.entries.items()
+                if p in old.entries and (old.entries[p].digest, old.entries[p].executable) != (e.digest, e.executable)
+            )
+            return PathStatus(item.rel, "modified", added, deleted, modified)
+    return PathStatus(item.rel, "modified")
+

@@ -1,0 +1,69 @@
+"""``verify``: re-hash every cache object, and every tracked workspace file, ignoring the state database."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conveyor._progress import Progress
+from conveyor.versioning._hashing import hash_file, is_hash
+from conveyor.versioning._repo import Repo
+from conveyor.versioning._state import Stat
+from conveyor.workspace import Workspace
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    objects_checked: int = 0
+    corrupt_objects: list[str] = field(default_factory=list)  # cache paths whose content != name
+    files_checked: int = 0
+    modified: list[str] = field(default_factory=list)  # tracked workspace paths != their pointer
+    stale_state: list[str] = field(default_factory=list)  # state entries that were wrong (now fixed)
+
+    @property
+    def ok(self) -> bool:
+        return not self.corrupt_objects
+
+
+def verify(*, cache: bool = True, files: bool = True, workspace: Workspace | None = None) -> VerifyReport:
+    """Re-hash the cache and the tracked workspace files; report anything that does not match."""
+    ws = workspace or Workspace.find()
+    report = VerifyReport()
+    with Repo(ws) as repo:
+        if cache:
+            digests = list(repo.odb.iter_digests())
+            with Progress("verifying cache", total=len(digests), unit="object") as bar:
+                for digest in digests:
+                    path = repo.odb.path(digest)
+                    try:
+                        actual, _ = hash_file(path)
+                    except FileNotFoundError:
+                        continue  # removed by a concurrent gc
+                    report.objects_checked += 1
+                    if actual != digest or not is_hash(digest):
+                        report.corrupt_objects.append(path)
+                    bar.update()
+        if files:
+            for item in repo.tracked():
+                report.files_checked += _verify_tracked(repo, item.target, item.pointer.digest, report)
+    return report
+
+
+def _verify_tracked(repo: Repo, target: Path, expected: str, report: VerifyReport) -> int:
+    if not target.exists():
+        return 0
+    paths = [str(target)] if target.is_file() else [f.path for f in repo.scan(target)]
+    stale = False
+    for path in paths:
+        claimed = repo.state.get(path, Stat.of(os.stat(path)))
+        actual, _ = hash_file(path)
+        if claimed is not None and claimed != actual:
+            report.stale_state.append(repo.ws.relpath(Path(path)))
+            stale = True
+    if stale:  # the state database lied: drop what it knows about this path and start over
+        repo.state.forget(paths)
+        repo.state.forget_tree(str(target))
+    if repo.snapshot(target).digest != expected:
+        report.modified.append(repo.ws.relpath(target))
+    return len(paths)
