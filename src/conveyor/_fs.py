@@ -23,6 +23,7 @@ from conveyor.errors import storage_error
 
 TMP_PREFIX = ".cvytmp-"
 
+_BLOATED_DIR = 256 * 1024  # bytes of directory entries
 _FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 
 
@@ -45,6 +46,14 @@ def syncfs(path: str | os.PathLike[str]) -> None:
                 os.sync()
         else:  # pragma: no cover - non-Linux fallback
             os.sync()
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: str | os.PathLike[str]) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -145,8 +154,15 @@ def sweep_tmp(directory: str | os.PathLike[str]) -> int:
     removed = 0
     try:
         entries = list(os.scandir(directory))
+        bloated = os.stat(directory).st_size > _BLOATED_DIR
     except FileNotFoundError:
         return 0
+    if bloated:
+        # ext4 folders never shrink, and creating files in one that once held many
+        # thousands costs twice as much: start a fresh one instead.
+        remove(directory)
+        os.mkdir(directory)
+        return len(entries)
     for entry in entries:
         with contextlib.suppress(OSError):
             remove(entry.path)

@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 import click
 
-from conveyor.cli._render import human_size
+from conveyor.cli._render import human_size, plural
 
 
 def register(cli: click.Group) -> None:
@@ -23,7 +23,8 @@ def add_cmd(paths: tuple[str, ...]) -> None:
 
     for result in add(list(paths)):
         files = f", {result.files} files" if result.kind == "dir" else ""
-        click.echo(f"added {result.path} ({human_size(result.size)}{files}, {result.objects_written} new objects)")
+        new = plural(result.objects_written, "new object")
+        click.echo(f"added {result.path} ({human_size(result.size)}{files}, {new})")
     click.echo("Commit the pointer files with git: git add '*.cvy' .gitignore")
 
 
@@ -48,7 +49,7 @@ def status_cmd(paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
                     click.echo(f"    {label}: {entry.path}/{name}")
         hints = {c.state for c in report.changed}
         if "modified" in hints:
-            click.echo("(use 'conveyor add PATH' to record changes, 'conveyor checkout PATH' to discard them)")
+            click.echo("(use 'conveyor add PATH' to record changes, 'conveyor checkout --force PATH' to discard them)")
         if "missing" in hints:
             click.echo("(use 'conveyor checkout' to restore missing data)")
     if quiet and not report.clean:

@@ -44,12 +44,21 @@ def config_cmd(key: str | None, value: str | None, local: bool, unset: bool, as_
             click.echo(json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}, indent=2))
             return
         for name, current in values.items():
-            shown = ",".join(current) if isinstance(current, tuple) else current
+            shown = _show(current)
             click.echo(f"{name} = {shown}    # {KEYS[name].help}")
         return
     if unset or value is not None:
         set_value(ws.conveyor_dir, key, None if unset else value, local=local)
         return
     check_key(key)
-    current = ws.config.get(key)
-    click.echo(",".join(current) if isinstance(current, tuple) else current)
+    click.echo(_show(ws.config.get(key)))
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "(not set)"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)

@@ -20,7 +20,7 @@ from conveyor import _fs
 from conveyor._progress import Progress
 from conveyor.errors import CorruptObjectError, ObjectMissingError, UncommittedChangesError, storage_error
 from conveyor.versioning._hashing import SMALL_FILE, hash_bytes, hash_fd, hash_file
-from conveyor.versioning._manifest import Entry
+from conveyor.versioning._manifest import Entry, Manifest
 from conveyor.versioning._repo import Repo, Tracked
 from conveyor.versioning._state import Stat
 from conveyor.workspace import Workspace
@@ -38,6 +38,8 @@ class CheckoutResult:
 
 @dataclass(slots=True)
 class _Plan:
+    item: Tracked
+    manifest: Manifest | None = None  # for a folder
     place: list[tuple[str, Entry]] = field(default_factory=list)  # absolute destination, entry
     remove: list[str] = field(default_factory=list)
     unchanged: int = 0
@@ -67,19 +69,26 @@ def checkout(
             )
         placer = Placer(repo)
         result = CheckoutResult()
+        skip = len(str(ws.root)) + 1  # absolute workspace path -> relative, without pathlib per file
         total = sum(len(plan.place) for plan in plans)
         with Progress("checkout", total=total) as bar:
             for plan in plans:
                 result.unchanged += plan.unchanged
                 for path in plan.remove:
                     _fs.remove(path)
-                    result.removed.append(ws.relpath(Path(path)))
+                    result.removed.append(path[skip:])
+                missing = 0
                 for dest, entry in plan.place:
-                    if placer.place(entry, dest):
-                        result.placed.append(ws.relpath(Path(dest)))
+                    if placer.place(entry, dest, record=plan.manifest is None):
+                        result.placed.append(dest[skip:])
                     else:
-                        result.missing_objects.append(ws.relpath(Path(dest)))
+                        result.missing_objects.append(dest[skip:])
+                        missing += 1
                     bar.update()
+                if plan.manifest is not None and not missing:
+                    if not plan.place and not plan.remove:
+                        os.makedirs(plan.item.target, exist_ok=True)  # an empty folder is data too
+                    repo.remember_tree(plan.item.target, plan.manifest, plan.item.pointer.digest)
         placer.flush_state()
         if result.missing_objects:
             shown = ", ".join(result.missing_objects[:3])
@@ -93,7 +102,7 @@ def checkout(
 
 
 def _plan(repo: Repo, item: Tracked, *, relink: bool) -> _Plan:
-    plan = _Plan()
+    plan = _Plan(item)
     target = str(item.target)
     pointer = item.pointer
     if pointer.kind == "file":
@@ -109,7 +118,7 @@ def _plan(repo: Repo, item: Tracked, *, relink: bool) -> _Plan:
         plan.place.append((target, Entry(item.target.name, pointer.digest, pointer.size)))
         return plan
 
-    manifest = repo.try_manifest(pointer.digest)
+    manifest = plan.manifest = repo.try_manifest(pointer.digest)
     if manifest is None:
         raise ObjectMissingError(
             f"{item.rel}: its directory manifest {pointer.digest[:12]} is not in the cache",
@@ -120,7 +129,7 @@ def _plan(repo: Repo, item: Tracked, *, relink: bool) -> _Plan:
         if current_digest is not None and not repo.odb.exists(current_digest):
             plan.at_risk.append(target)
         plan.remove.append(target)
-        existing: dict[str, tuple[str, bool]] = {}
+        existing: dict[str, tuple[str, int]] = {}
     else:
         existing = {}
         if os.path.isdir(target):
@@ -159,8 +168,12 @@ class Placer:
         self._verified: set[str] = set()
         self._made_dirs: set[str] = set()
 
-    def place(self, entry: Entry, dest: str) -> bool:
-        """Place ``entry``'s object at ``dest``; False when the object is not in the cache."""
+    def place(self, entry: Entry, dest: str, *, record: bool = True) -> bool:
+        """Place ``entry``'s object at ``dest``; False when the object is not in the cache.
+
+        ``record`` notes the placed file in the state database (folders are noted whole,
+        by :meth:`Repo.remember_tree`, once all their files are placed).
+        """
         src = self.repo.odb.path(entry.digest)
         if not os.path.exists(src):
             return False
@@ -173,6 +186,8 @@ class Placer:
                 else:
                     self._verify_object(src, entry.digest)
                     self._link(strategy, src, entry, dest)
+                if record:
+                    self._record(dest, entry.digest)
                 return True
             except OSError as exc:
                 fallback = exc.errno in _UNSUPPORTED and len(self.strategies) > 1
@@ -251,7 +266,6 @@ class Placer:
                 )
             os.chmod(tmp, mode)
             self._publish(tmp, dest)
-        self._record(dest, entry.digest)
 
     def _link(self, strategy: str, src: str, entry: Entry, dest: str) -> None:
         tmp = self._tmp_for(dest)
@@ -264,7 +278,6 @@ class Placer:
             else:
                 os.symlink(src, tmp)
             self._publish(tmp, dest)
-        self._record(dest, entry.digest)
 
     def _record(self, dest: str, digest: str) -> None:
         with contextlib.suppress(OSError):
@@ -286,7 +299,7 @@ def unprotect(targets: list[str | os.PathLike[str]], *, workspace: Workspace | N
         resolved = [ws.resolve_target(t) for t in targets]
         for item in repo.tracked_for(resolved):
             paths = [item.target] if item.target.is_file() or item.target.is_symlink() else [
-                Path(f.path) for f in repo.scan(item.target)
+                Path(path) for _rel, path, *_stat in repo.scan(item.target)
             ]
             for path in paths:
                 st = os.lstat(path)

@@ -69,9 +69,7 @@ def _workspace(repo: Repo, built: dict[str, Manifest]) -> dict[str, Pointer]:
         if snap.kind == "missing" or snap.digest is None:
             continue
         if snap.kind == "dir" and not repo.odb.exists(snap.digest):
-            snap = repo.snapshot(item.target, need_manifest=True)
-            assert snap.manifest is not None and snap.digest is not None
-            built[snap.digest] = snap.manifest
+            built[snap.digest] = repo.fill_manifest(item.target, snap)
         digest = snap.digest
         assert digest is not None
         kind: Kind = "dir" if snap.kind == "dir" else "file"

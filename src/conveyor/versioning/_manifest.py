@@ -1,32 +1,30 @@
 """Directory manifests: a tracked folder is an object listing its files, itself hashed.
 
-A manifest is canonical JSON, one entry a line, sorted by path:
-``{"schema": 1, "entries": [["a/b.csv", "<hash>", 1024, 0], ...]}`` where the last field
-is the executable bit. The same folder content always gives the same bytes and so the
-same hash, whoever builds it.
+A manifest is canonical JSON, entries sorted by path:
+``{"schema":1,"entries":[["a/b.csv","<hash>",1024,0],...]}`` where the last field is the
+executable bit. The same folder content always gives the same bytes and so the same
+hash, whoever builds it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from conveyor.errors import CorruptFileError
-from conveyor.versioning._hashing import is_hash
 
 SCHEMA = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     path: str
     digest: str
     size: int
-    executable: bool = False
+    executable: int = 0  # 1 when any execute bit is set (kept as an int: it is the stored form)
 
 
 class Manifest:
-    """The sorted files of one directory version, by relative POSIX path."""
+    """The files of one directory version, by relative POSIX path."""
 
     __slots__ = ("entries",)
 
@@ -45,12 +43,8 @@ class Manifest:
         return len(self.entries)
 
     def to_bytes(self) -> bytes:
-        lines = [
-            json.dumps([e.path, e.digest, e.size, int(e.executable)], ensure_ascii=False)
-            for e in sorted(self.entries.values(), key=lambda e: e.path)
-        ]
-        body = ",\n".join(lines)
-        return f'{{"schema": {SCHEMA}, "entries": [\n{body}\n]}}\n'.encode()
+        rows = sorted(self.entries.values())
+        return json.dumps({"schema": SCHEMA, "entries": rows}, ensure_ascii=False, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes, *, source: str = "manifest") -> Manifest:
@@ -59,10 +53,14 @@ class Manifest:
             if doc.get("schema") != SCHEMA:
                 raise ValueError(f"unsupported schema {doc.get('schema')!r}")
             entries: dict[str, Entry] = {}
-            for path, digest, size, executable in doc["entries"]:
-                if not isinstance(path, str) or not is_hash(digest) or not isinstance(size, int):
+            make = tuple.__new__  # a manifest can hold 100,000 entries: skip NamedTuple's Python-level __new__
+            for row in doc["entries"]:
+                path, digest, size, executable = row
+                if not isinstance(path, str) or not isinstance(digest, str) or len(digest) != 64:
                     raise ValueError(f"bad entry for {path!r}")
-                entries[path] = Entry(path, digest, size, bool(executable))
+                if not isinstance(size, int) or executable not in (0, 1):
+                    raise ValueError(f"bad size or mode for {path!r}")
+                entries[path] = make(Entry, row)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CorruptFileError(
                 f"{source}: not a valid directory manifest ({exc})",

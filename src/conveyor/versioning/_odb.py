@@ -19,6 +19,8 @@ from conveyor.errors import CorruptObjectError, ObjectMissingError, storage_erro
 from conveyor.versioning._hashing import SMALL_FILE, hash_bytes, hash_fd, is_hash
 
 OBJECT_MODE = 0o444
+_LIST_THRESHOLD = 2048  # digests, past which listing shards beats one stat per object
+_FSYNC_EACH_MAX = 32  # pending objects, up to which an fsync each beats one syncfs
 
 
 class ObjectStore:
@@ -36,8 +38,20 @@ class ObjectStore:
         return os.path.exists(self.path(digest))
 
     def missing(self, digests: set[str]) -> set[str]:
-        """The subset of ``digests`` not in the store (the batch form later remotes share)."""
-        return {digest for digest in digests if not os.path.exists(self.path(digest))}
+        """The subset of ``digests`` not in the store, in one pass for any number of them.
+
+        Past a few thousand, listing the shards (one ``getdents`` each) is cheaper than one
+        ``stat`` per object; this is also the batched existence check remotes will share.
+        """
+        if len(digests) < _LIST_THRESHOLD:
+            return {digest for digest in digests if not os.path.exists(self.path(digest))}
+        present: set[str] = set()
+        for shard in {digest[:2] for digest in digests}:
+            try:
+                present.update(shard + name for name in os.listdir(f"{self.root}/{shard}"))
+            except FileNotFoundError:
+                continue
+        return digests - present
 
     def read_bytes(self, digest: str, *, verify: bool = True) -> bytes:
         try:
@@ -96,12 +110,13 @@ class ObjectBatch:
     every staged temp file. Flushes itself when it grows large, so memory stays bounded.
     """
 
-    MAX_PENDING_FILES = 16384
+    MAX_PENDING_FILES = 4096
     MAX_PENDING_BYTES = 512 * 1024 * 1024
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
         self._pending: dict[str, str] = {}  # digest -> temp path
+        self._present: set[str] = set()  # digests known to be stored already
         self._pending_bytes = 0
         self.written = 0
         self.bytes_written = 0
@@ -117,7 +132,11 @@ class ObjectBatch:
             self.discard()
 
     def has(self, digest: str) -> bool:
-        return digest in self._pending or self.store.exists(digest)
+        return digest in self._present or digest in self._pending or self.store.exists(digest)
+
+    def learn_present(self, digests: set[str]) -> None:
+        """Check many digests at once, so :meth:`has` answers them without a stat each."""
+        self._present |= digests - self.store.missing(digests)
 
     def add_bytes(self, data: bytes | memoryview) -> str:
         digest = hash_bytes(data)
@@ -136,14 +155,14 @@ class ObjectBatch:
             self._stage(digest, tmp, len(data))
         return digest
 
-    def add_file(self, path: str, known_digest: str | None = None) -> tuple[str, int]:
+    def add_file(self, path: str, known_digest: str | None = None, size: int | None = None) -> tuple[str, int]:
         """Hash ``path`` and stage its content unless the store has it; one read either way.
 
-        ``known_digest`` (from the state database) lets an unchanged file skip the read
-        entirely when its object is already stored.
+        ``known_digest`` (from the state database) lets an unchanged file of ``size`` bytes
+        skip the read entirely when its object is already stored.
         """
         if known_digest is not None and self.has(known_digest):
-            return known_digest, os.stat(path).st_size
+            return known_digest, os.stat(path).st_size if size is None else size
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError as exc:
@@ -192,12 +211,21 @@ class ObjectBatch:
         """Make staged content durable, then give every object its final name."""
         if not self._pending:
             return
+        few = len(self._pending) <= _FSYNC_EACH_MAX
         try:
-            _fs.syncfs(self.store.tmp_dir)
+            if few:  # syncfs would also wait for every other process's dirty pages
+                for tmp in self._pending.values():
+                    _fs.fsync_file(tmp)
+            else:
+                _fs.syncfs(self.store.tmp_dir)
             for digest, tmp in self._pending.items():
                 self.store.ensure_shard(digest)
                 os.replace(tmp, self.store.path(digest))
-            _fs.syncfs(self.store.root)
+            if few:
+                for shard in {digest[:2] for digest in self._pending}:
+                    _fs.fsync_dir(f"{self.store.root}/{shard}")
+            else:
+                _fs.syncfs(self.store.root)
         except OSError as exc:
             self.discard()
             raise storage_error(exc, self.store.root, "publish cache objects") from exc

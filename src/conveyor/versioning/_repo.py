@@ -8,12 +8,14 @@ files, and only the rest is read.
 
 from __future__ import annotations
 
+import marshal
 import os
 import stat as stat_mod
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from blake3 import blake3
 
@@ -25,18 +27,16 @@ from conveyor.versioning._hashing import hash_bytes, hash_file
 from conveyor.versioning._manifest import Entry, Manifest
 from conveyor.versioning._odb import ObjectBatch, ObjectStore
 from conveyor.versioning._pointer import Pointer
-from conveyor.versioning._state import Stat, StateDB
+from conveyor.versioning._state import Stat, StateDB, TreeState
 from conveyor.workspace import CONVEYOR_DIR, POINTER_SUFFIX, Workspace
 
 _EXEC_BITS = stat_mod.S_IXUSR | stat_mod.S_IXGRP | stat_mod.S_IXOTH
 
 
-@dataclass(slots=True)
-class ScannedFile:
-    rel: str  # relative to the scanned folder, POSIX
-    path: str  # absolute
-    stat: Stat
-    executable: bool
+# One file found below a tracked folder: (rel, path, ino, mtime_ns, size, mode), with ``rel``
+# relative to the folder in POSIX form and ``path`` absolute. Plain tuples, not named ones:
+# a scan makes 100,000 of them and is the hot path of a no-op status.
+ScanRow = tuple[str, str, int, int, int, int]
 
 
 @dataclass(slots=True)
@@ -48,7 +48,7 @@ class Snapshot:
     size: int = 0
     files: int = 0
     manifest: Manifest | None = None  # for folders, when it had to be built
-    scanned: list[ScannedFile] = field(default_factory=list)
+    scanned: list[ScanRow] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -141,60 +141,71 @@ class Repo:
 
     # -- what is in the workspace --------------------------------------------------------
 
-    def scan(self, folder: Path) -> list[ScannedFile]:
-        """Every file below ``folder``, with its stat; symlinks must stay inside the workspace."""
-        root = str(self.ws.root)
-        cache = str(self.ws.cache_dir)
-        found: list[ScannedFile] = []
+    def scan(self, folder: Path) -> list[ScanRow]:
+        """Every regular file below ``folder``, sorted; symlinks must stay inside the workspace.
 
-        def walk(path: str, prefix: str) -> None:
+        The loop is the hot path of a no-op status (one stat per file), so it builds plain
+        tuples and keeps per-file work to the minimum.
+        """
+        rows: list[ScanRow] = []
+        append = rows.append
+        stack = [(str(folder), "")]
+        tmp_prefix = _fs.TMP_PREFIX
+        while stack:
+            path, prefix = stack.pop()
             with os.scandir(path) as it:
-                entries = sorted(it, key=lambda e: e.name)
-            for entry in entries:
-                name = entry.name
-                if name.startswith(_fs.TMP_PREFIX):
-                    continue
-                if entry.is_symlink():
-                    real = os.path.realpath(entry.path)
-                    inside = real.startswith(root + os.sep) or real.startswith(cache + os.sep)
-                    if not inside:
+                for entry in it:
+                    name = entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((entry.path, f"{prefix}{name}/"))
+                        continue
+                    if entry.is_symlink():
+                        self._check_symlink(entry.path)
+                    elif name.startswith(tmp_prefix):
+                        continue
+                    if name.endswith(POINTER_SUFFIX):
                         raise PathError(
-                            f"{entry.path}: symlink leads outside the workspace (to {real})",
-                            hint="replace it with the file itself or move the target into the workspace",
+                            f"{entry.path}: a tracked path inside the folder being tracked",
+                            hint="track the folder or the paths inside it, not both",
                         )
-                    if os.path.isdir(real):
-                        raise PathError(
-                            f"{entry.path}: symlink to a folder inside a tracked folder",
-                            hint="replace the link with the folder itself",
-                        )
-                if entry.is_dir():
-                    walk(entry.path, f"{prefix}{name}/")
-                    continue
-                if name.endswith(POINTER_SUFFIX):
-                    raise PathError(
-                        f"{entry.path}: a tracked path inside the folder being tracked",
-                        hint="track the folder or the paths inside it, not both",
-                    )
-                try:
                     st = entry.stat()
-                except FileNotFoundError:  # a dangling symlink, or deleted under us
-                    raise PathError(f"{entry.path}: dangling symlink", hint="remove it or restore its target") from None
-                if not stat_mod.S_ISREG(st.st_mode):
-                    continue  # sockets, fifos, devices: not data
-                found.append(ScannedFile(f"{prefix}{name}", entry.path, Stat.of(st), bool(st.st_mode & _EXEC_BITS)))
+                    if st.st_mode & 0o170000 == 0o100000:  # regular files only: no fifos, sockets, devices
+                        append((prefix + name, entry.path, st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode))
+        rows.sort()
+        return rows
 
-        walk(str(folder), "")
-        return found
+    def _check_symlink(self, path: str) -> None:
+        real = os.path.realpath(path)
+        root, cache = str(self.ws.root), str(self.ws.cache_dir)
+        if not (real.startswith(root + os.sep) or real.startswith(cache + os.sep)):
+            raise PathError(
+                f"{path}: symlink leads outside the workspace (to {real})",
+                hint="replace it with the file itself or move the target into the workspace",
+            )
+        if os.path.isdir(real):
+            raise PathError(f"{path}: symlink to a folder inside a tracked folder", hint="replace it with the folder")
+        if not os.path.exists(real):
+            raise PathError(f"{path}: dangling symlink", hint="remove it or restore its target")
 
     @staticmethod
-    def fingerprint(files: list[ScannedFile]) -> tuple[str, int]:
-        hasher = blake3()
-        max_mtime = 0
-        for f in files:
-            s = f.stat
-            hasher.update(f"{f.rel}\0{s.ino}\0{s.mtime_ns}\0{s.size}\0{int(f.executable)}\n".encode())
-            max_mtime = max(max_mtime, s.mtime_ns)
-        return hasher.hexdigest(), max_mtime
+    def fingerprint(files: list[ScanRow]) -> str:
+        """One hash of every file's path and stat data: equal fingerprints mean an unchanged folder."""
+        # marshal format 2 has no back-references, so equal rows always give equal bytes
+        return blake3(marshal.dumps(files, 2)).hexdigest()
+
+    def remember_tree(self, folder: Path, manifest: Manifest, digest: str) -> None:
+        """Record a folder that was just made to match ``manifest`` (after a checkout), so the
+        next status need not read it again."""
+        files = self.scan(folder)
+        remembered: dict[str, tuple[Any, ...]] = {}
+        for rel, _path, ino, mtime_ns, size, _mode in files:
+            entry = manifest.entries.get(rel)
+            if entry is None or entry.size != size:
+                return  # something else changed it meanwhile: let the next status hash it
+            remembered[rel] = (ino, mtime_ns, size, entry.digest)
+        if len(remembered) == len(manifest):
+            max_mtime = max((f[3] for f in files), default=0)
+            self.state.put_tree(str(folder), self.fingerprint(files), digest, max_mtime, remembered)
 
     def snapshot(self, target: Path, *, batch: ObjectBatch | None = None, need_manifest: bool = False) -> Snapshot:
         """The content at ``target`` now; with ``batch``, its objects are stored too."""
@@ -202,48 +213,74 @@ class Repo:
             st = os.stat(target)
         except FileNotFoundError:
             return Snapshot("missing")
-        rel = str(target)
         if stat_mod.S_ISDIR(st.st_mode):
             return self._snapshot_dir(target, batch=batch, need_manifest=need_manifest)
-        digest = self.state.get(rel, Stat.of(st))
+        path = str(target)
+        digest = self.state.get(path, Stat.of(st))
         if batch is not None:
-            digest, size = batch.add_file(rel, known_digest=digest)
+            digest, size = batch.add_file(path, known_digest=digest, size=st.st_size)
         elif digest is None:
-            digest, size = hash_file(rel)
+            digest, size = hash_file(path)
         else:
             size = st.st_size
         if size == st.st_size:
-            self.state.put_many([(rel, Stat.of(st), digest)])
+            self.state.put_many([(path, Stat.of(st), digest)])
         return Snapshot("file", digest, size, 1)
 
     def _snapshot_dir(self, folder: Path, *, batch: ObjectBatch | None, need_manifest: bool) -> Snapshot:
         files = self.scan(folder)
-        fingerprint, max_mtime = self.fingerprint(files)
-        total = sum(f.stat.size for f in files)
-        key = str(folder)
-        digest = self.state.get_tree(key, fingerprint)
-        if digest is not None and not need_manifest and (batch is None or batch.has(digest)):
-            return Snapshot("dir", digest, total, len(files), scanned=files)
-        known = self.state.get_under(key)
+        fingerprint = self.fingerprint(files)
+        known = self.state.get_tree(str(folder))
+        snap = Snapshot("dir", None, sum(f[4] for f in files), len(files), scanned=files)
+        if known is not None and known.matches(fingerprint):
+            snap.digest = known.digest
+            if batch is None or batch.has(known.digest):
+                if need_manifest:
+                    self.fill_manifest(folder, snap)
+                return snap
+        self._hash_dir(folder, snap, known, fingerprint, batch)
+        return snap
+
+    def fill_manifest(self, folder: Path, snap: Snapshot) -> Manifest:
+        """The manifest of a folder snapshot, built from its scan and the state database."""
+        if snap.manifest is not None:
+            return snap.manifest
+        known = self.state.get_tree(str(folder))
+        fingerprint = self.fingerprint(snap.scanned)
+        if known is not None and known.matches(fingerprint):  # every file's hash is on record
+            rows = known.files
+            make = tuple.__new__
+            snap.manifest = Manifest(
+                {rel: make(Entry, (rel, rows[rel][3], size, int(mode & _EXEC_BITS != 0)))
+                 for rel, _path, _ino, _mtime, size, mode in snap.scanned}
+            )
+        else:
+            self._hash_dir(folder, snap, known, fingerprint, None)
+        assert snap.manifest is not None
+        return snap.manifest
+
+    def _hash_dir(
+        self, folder: Path, snap: Snapshot, known: TreeState | None, fingerprint: str, batch: ObjectBatch | None
+    ) -> None:
+        """Hash what the state database cannot vouch for, build the manifest, remember the folder."""
+        files = snap.scanned
         entries: list[Entry] = []
-        fresh: list[tuple[str, Stat, str]] = []
+        remembered: dict[str, tuple[Any, ...]] = {}
+        file_digest = known.file_digest if known is not None else None
+        if batch is not None and known is not None:
+            batch.learn_present(known.digests())
         with Progress(f"hashing {self.ws.relpath(folder)}", total=len(files)) as bar:
-            for f in files:
-                cached = self.state.lookup(known, f.path, f.stat)
+            for rel, path, ino, mtime_ns, size, mode in files:
+                digest = file_digest(rel, ino, mtime_ns, size) if file_digest is not None else None
                 if batch is not None:
-                    file_digest, size = batch.add_file(f.path, known_digest=cached)
-                elif cached is None:
-                    file_digest, size = hash_file(f.path)
-                else:
-                    file_digest, size = cached, f.stat.size
-                if cached is None and size == f.stat.size:
-                    fresh.append((f.path, f.stat, file_digest))
-                entries.append(Entry(f.rel, file_digest, size, f.executable))
+                    digest, size = batch.add_file(path, known_digest=digest, size=size)
+                elif digest is None:
+                    digest, size = hash_file(path)
+                entries.append(Entry(rel, digest, size, int(mode & _EXEC_BITS != 0)))
+                remembered[rel] = (ino, mtime_ns, size, digest)
                 bar.update()
-        manifest = Manifest.from_entries(entries)
+        manifest = snap.manifest = Manifest.from_entries(entries)
         data = manifest.to_bytes()
-        digest = batch.add_bytes(data) if batch is not None else hash_bytes(data)
-        if fresh:
-            self.state.put_many(fresh)
-        self.state.put_tree(key, fingerprint, digest, max_mtime)
-        return Snapshot("dir", digest, total, len(files), manifest=manifest, scanned=files)
+        snap.digest = batch.add_bytes(data) if batch is not None else hash_bytes(data)
+        max_mtime = max((f[3] for f in files), default=0)
+        self.state.put_tree(str(folder), fingerprint, snap.digest, max_mtime, remembered)

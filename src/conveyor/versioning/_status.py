@@ -59,8 +59,7 @@ def path_status(repo: Repo, item: Tracked) -> PathStatus | None:
     if pointer.kind == "dir" and current.kind == "dir":
         old = repo.try_manifest(pointer.digest)
         if old is not None:
-            new = current.manifest or repo.snapshot(item.target, need_manifest=True).manifest
-            assert new is not None
+            new = repo.fill_manifest(item.target, current)
             added = tuple(p for p in new.entries if p not in old.entries)
             deleted = tuple(p for p in old.entries if p not in new.entries)
             modified = tuple(

@@ -53,7 +53,7 @@ def verify(*, cache: bool = True, files: bool = True, workspace: Workspace | Non
 def _verify_tracked(repo: Repo, target: Path, expected: str, report: VerifyReport) -> int:
     if not target.exists():
         return 0
-    paths = [str(target)] if target.is_file() else [f.path for f in repo.scan(target)]
+    paths = [str(target)] if target.is_file() else [path for _rel, path, *_stat in repo.scan(target)]
     stale = False
     for path in paths:
         claimed = repo.state.get(path, Stat.of(os.stat(path)))
