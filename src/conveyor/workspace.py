@@ -139,6 +139,8 @@ class Workspace:
             absolute = absolute.with_name(absolute.name[: -len(POINTER_SUFFIX)])
         lexical = Path(os.path.normpath(absolute))
         real = lexical.resolve()
+        if real != lexical and self.cache_dir in real.parents and self.root in lexical.parents:
+            real = lexical  # a file checked out as a symlink into the cache is named by its link
         for candidate in (lexical, real):
             if candidate != self.root and self.root not in candidate.parents:
                 via = "" if candidate == lexical else f" (it leads to {real})"

@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from conveyor.errors import ConveyorError
 
     try:
-        cli.main(args=args, prog_name="conveyor", standalone_mode=False)
+        code = cli.main(args=args, prog_name="conveyor", standalone_mode=False)
     except ConveyorError as exc:
         if debug:
             raise
@@ -74,4 +74,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         click.echo(f"error: {where}{exc.strerror or exc}; fix the cause and run the command again", err=True)
         return 74
-    return 0
+    return code if isinstance(code, int) else 0  # ctx.exit(n) comes back as n

@@ -1,0 +1,74 @@
+"""The command line as a user meets it: help, version, errors, start-up cost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import CONVEYOR_BIN, Project
+
+
+def test_help_lists_every_command(project: Project) -> None:
+    out = project.ok("--help")
+    for command in ("init", "add", "status", "checkout", "diff", "gc", "verify", "unprotect", "config"):
+        assert f"  {command} " in out
+
+
+def test_version(project: Project) -> None:
+    import conveyor
+
+    assert conveyor.__version__ in project.ok("--version")
+
+
+def test_cli_import_stays_light() -> None:
+    """`conveyor --help` must start fast: the CLI module may not pull in the heavy parts."""
+    code = (
+        "import sys, conveyor.cli\n"
+        "heavy = {'yaml', 'blake3', 'sqlite3', 'tqdm', 'conveyor.versioning'}\n"
+        "print(sorted(m for m in sys.modules if m in heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_user_error_is_one_line_without_traceback(project: Project) -> None:
+    result = project.run("add", "no-such-file.csv")
+    assert result.code == 66
+    lines = result.err.strip().splitlines()
+    assert lines == ["error: no-such-file.csv: no such file or directory; check the path"]
+    assert "Traceback" not in result.err
+
+
+def test_debug_shows_the_traceback(project: Project) -> None:
+    result = project.run("--debug", "add", "no-such-file.csv")
+    assert result.code != 0
+    assert "Traceback (most recent call last)" in result.err
+    assert "MissingFileError" in result.err
+
+
+def test_outside_a_workspace_says_how_to_start(plain_dir: Project) -> None:
+    result = plain_dir.cvy("status")
+    assert result.code == 2
+    assert "not inside a conveyor workspace" in result.err
+    assert "conveyor init" in result.err
+
+
+def test_unknown_command_is_a_usage_error(project: Project) -> None:
+    result = project.run("ad", "x")
+    assert result.code == 2
+    assert "No such command" in result.err
+
+
+def test_dash_c_runs_elsewhere(project: Project, tmp_path: object) -> None:
+    project.write("a.txt", "a")
+    result = subprocess.run([CONVEYOR_BIN, "-C", str(project.root), "add", "a.txt"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (project.root / "a.txt.cvy").is_file()
+
+
+def test_python_module_entry_point(project: Project) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "conveyor", "status"], cwd=project.root, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "in sync" in result.stdout
