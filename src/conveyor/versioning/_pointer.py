@@ -17,7 +17,7 @@ from conveyor.errors import CorruptFileError
 from conveyor.versioning._hashing import ALGORITHM, is_hash
 
 SCHEMA = 1
-_HEADER = "# Tracked by conveyor: 'conveyor checkout' restores {path} from the cache.\n"
+_HEADER = "# Tracked by conveyor: 'conveyor checkout' restores the data this file names.\n"
 
 Kind = Literal["file", "dir"]
 
@@ -32,7 +32,7 @@ class Pointer:
 
     def dump(self) -> str:
         return (
-            _HEADER.format(path=self.path)
+            _HEADER
             + f"schema: {SCHEMA}\n"
             + f"path: {_quote(self.path)}\n"
             + f"kind: {self.kind}\n"

@@ -1,0 +1,90 @@
+"""Property tests for the formats conveyor writes: pointer files and directory manifests."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conveyor.errors import CorruptFileError
+from conveyor.versioning._manifest import Entry, Manifest
+from conveyor.versioning._pointer import Pointer, parse
+
+hashes = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
+# file names as a filesystem allows them: no NUL, no slash, not "." or ".."
+names = st.text(
+    alphabet=st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)), min_size=1, max_size=40
+).filter(lambda n: n not in (".", ".."))
+sizes = st.integers(min_value=0, max_value=2**63 - 1)
+
+
+@given(name=names, kind=st.sampled_from(["file", "dir"]), digest=hashes, size=sizes, files=sizes)
+def test_pointer_round_trips(name: str, kind: str, digest: str, size: int, files: int) -> None:
+    pointer = Pointer(path=name, kind=kind, digest=digest, size=size, files=files)  # type: ignore[arg-type]
+    text = pointer.dump()
+    assert parse(text, f"{name}.cvy") == pointer
+    assert pointer.dump() == text  # stable: the same pointer always writes the same bytes
+
+
+@given(text=st.text(max_size=400))
+def test_pointer_parser_fails_only_with_a_named_error(text: str) -> None:
+    try:
+        parse(text, "data.csv.cvy")
+    except CorruptFileError as exc:
+        assert exc.message.startswith("data.csv.cvy: ")
+        assert exc.hint and "conveyor add" in exc.hint
+
+
+@given(
+    entries=st.dictionaries(
+        keys=st.lists(names, min_size=1, max_size=3).map("/".join),
+        values=st.tuples(hashes, sizes, st.sampled_from([0, 1])),
+        max_size=30,
+    )
+)
+def test_manifest_round_trips_and_is_canonical(entries: dict[str, tuple[str, int, int]]) -> None:
+    manifest = Manifest.from_entries([Entry(p, d, s, x) for p, (d, s, x) in entries.items()])
+    data = manifest.to_bytes()
+    again = Manifest.from_bytes(data)
+    assert again.entries == manifest.entries
+    assert again.to_bytes() == data
+    reordered = Manifest.from_entries(list(reversed(list(manifest.entries.values()))))
+    assert reordered.to_bytes() == data  # order of insertion does not change the hash
+
+
+@given(data=st.binary(max_size=300))
+def test_manifest_parser_fails_only_with_a_named_error(data: bytes) -> None:
+    try:
+        Manifest.from_bytes(data, source="obj")
+    except CorruptFileError as exc:
+        assert exc.message.startswith("obj: not a valid directory manifest")
+
+
+VALID = """\
+schema: 1
+path: data.csv
+kind: file
+hash: blake3:{h}
+size: 10
+files: 1
+""".format(h="a" * 64)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace("schema: 1", "schema: 7"), "unsupported schema 7"),
+        (lambda t: t.replace("kind: file", "kind: folder"), "field 'kind' must be 'file' or 'dir'"),
+        (lambda t: t.replace("blake3:" + "a" * 64, "md5:abc"), "field 'hash' must be 'blake3:'"),
+        (lambda t: t.replace("size: 10", "size: -1"), "field 'size' must be a whole number"),
+        (lambda t: t.replace("size: 10", "size: ten"), "field 'size' must be a whole number"),
+        (lambda t: t.replace("path: data.csv", "path: other.csv"), "field 'path' must be 'data.csv'"),
+        (lambda t: t + "owner: me\n", "unknown field 'owner'"),
+        (lambda t: t.replace("kind: file", "kind: [file"), "not valid YAML at line"),
+        (lambda t: "- just\n- a list\n", "expected a mapping"),
+    ],
+)
+def test_hand_edited_pointer_errors_name_the_field(edit: object, message: str) -> None:
+    assert parse(VALID, "data.csv.cvy").size == 10
+    with pytest.raises(CorruptFileError, match=message.replace("[", r"\[")):
+        parse(edit(VALID), "data.csv.cvy")  # type: ignore[operator]
