@@ -72,3 +72,28 @@ def test_python_module_entry_point(project: Project) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "in sync" in result.stdout
+
+
+def test_api_reference_is_current() -> None:
+    """docs/api.md is generated from the docstrings; regenerate it with `python docs/gen_api.py`."""
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    result = subprocess.run([sys.executable, str(docs / "gen_api.py"), "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, "docs/api.md is stale: run `python docs/gen_api.py`"
+
+
+def test_api_quickstart_from_the_docs_runs(tmp_path: object) -> None:
+    from pathlib import Path
+
+    import conveyor
+
+    root = Path(str(tmp_path)) / "project"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    conveyor.init(str(root))
+    ws = conveyor.Workspace.find(str(root))
+    (root / "data").mkdir()
+    (root / "data" / "train.csv").write_text("a,b\n1,2\n")
+    conveyor.add(["data/train.csv"], workspace=conveyor.Workspace(root))
+    assert conveyor.status(workspace=ws).clean

@@ -70,16 +70,21 @@ class Workspace:
         self.state_path = self.conveyor_dir / "state.db"
         self._lock_depth = 0
         self._lock_fd: int | None = None
+        # Relative paths given to the API are relative to ``base``: the workspace root for a
+        # workspace built in code, the current directory for one found from it (the CLI).
+        self.base = self.root
 
     # -- discovery ---------------------------------------------------------------------
 
     @classmethod
-    def find(cls, start: Path | None = None) -> Workspace:
+    def find(cls, start: str | os.PathLike[str] | None = None) -> Workspace:
         """The workspace holding ``start`` (default: the current directory)."""
-        here = (start or Path.cwd()).resolve()
+        here = (Path.cwd() if start is None else Path(start)).resolve()
         for candidate in (here, *here.parents):
             if (candidate / CONVEYOR_DIR).is_dir():
-                return cls(candidate)
+                workspace = cls(candidate)
+                workspace.base = Path.cwd() if start is None else here
+                return workspace
         raise WorkspaceError(
             f"{here}: not inside a conveyor workspace (no {CONVEYOR_DIR}/ here or above)",
             hint="run 'conveyor init' at the top of your git repository",
@@ -134,7 +139,7 @@ class Workspace:
         it is refused, and so is anything in ``.git`` or ``.conveyor``.
         """
         given = Path(raw)
-        absolute = given if given.is_absolute() else Path.cwd() / given
+        absolute = given if given.is_absolute() else self.base / given
         if absolute.name.endswith(POINTER_SUFFIX) and not absolute.is_dir():
             absolute = absolute.with_name(absolute.name[: -len(POINTER_SUFFIX)])
         lexical = Path(os.path.normpath(absolute))

@@ -15,6 +15,8 @@ from conveyor.workspace import Workspace
 
 @dataclass(frozen=True, slots=True)
 class AddResult:
+    """One tracked path after ``add``: its content hash and how many objects were new."""
+
     path: str  # relative to the workspace root
     kind: str
     digest: str

@@ -30,6 +30,8 @@ _UNSUPPORTED = (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno
 
 @dataclass(slots=True)
 class CheckoutResult:
+    """What ``checkout`` changed, as paths relative to the workspace root."""
+
     placed: list[str] = field(default_factory=list)  # workspace paths written
     removed: list[str] = field(default_factory=list)  # files deleted (not in the pointer's version)
     unchanged: int = 0

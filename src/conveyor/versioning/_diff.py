@@ -16,6 +16,8 @@ from conveyor.workspace import POINTER_SUFFIX, Workspace
 
 @dataclass(frozen=True, slots=True)
 class Change:
+    """One data file added, modified or deleted between two versions."""
+
     change: str  # "added", "modified" or "deleted"
     path: str  # relative to the workspace root; a folder ends in "/" when its files are unknown
     old: str | None  # content hash before
@@ -24,6 +26,8 @@ class Change:
 
 @dataclass(slots=True)
 class DiffResult:
+    """Every changed data file between ``old`` and ``new`` (revision names or "workspace")."""
+
     old: str
     new: str
     changes: list[Change] = field(default_factory=list)

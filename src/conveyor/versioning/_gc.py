@@ -13,6 +13,8 @@ from conveyor.workspace import POINTER_SUFFIX, Workspace
 
 @dataclass(frozen=True, slots=True)
 class GcResult:
+    """How many cache objects ``gc`` removed (or would remove, on a dry run) and kept."""
+
     removed: int
     removed_bytes: int
     kept: int

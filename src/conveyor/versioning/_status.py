@@ -11,6 +11,8 @@ from conveyor.workspace import Workspace
 
 @dataclass(frozen=True, slots=True)
 class PathStatus:
+    """A tracked path that differs from its pointer, with per-file detail for folders."""
+
     path: str  # relative to the workspace root
     state: str  # "modified", "missing", "not in cache"
     added: tuple[str, ...] = ()  # for folders: files new since the pointer's version
@@ -20,6 +22,8 @@ class PathStatus:
 
 @dataclass(slots=True)
 class StatusReport:
+    """The tracked paths that changed; ``clean`` when there are none."""
+
     changed: list[PathStatus] = field(default_factory=list)
     tracked: int = 0
 

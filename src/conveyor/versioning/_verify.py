@@ -15,6 +15,8 @@ from conveyor.workspace import Workspace
 
 @dataclass(slots=True)
 class VerifyReport:
+    """What ``verify`` re-hashed and found; ``ok`` when no cache object is corrupt."""
+
     objects_checked: int = 0
     corrupt_objects: list[str] = field(default_factory=list)  # cache paths whose content != name
     files_checked: int = 0

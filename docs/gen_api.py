@@ -1,0 +1,82 @@
+"""Render docs/api.md from the public API's signatures and docstrings.
+
+Run ``python docs/gen_api.py`` after changing the API; a test fails while api.md is stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import sys
+from pathlib import Path
+
+import conveyor
+import conveyor.errors
+import conveyor.versioning
+
+HEADER = """\
+# Python API
+
+Generated from the code by `docs/gen_api.py`; do not edit by hand.
+
+Every CLI command is one call to a function below. Functions take an optional `workspace`
+(a `conveyor.Workspace`); without it they find the workspace from the current directory.
+Errors are `conveyor.ConveyorError` subclasses (see *Errors*), each with an `exit_code`,
+a `message` and a `hint`.
+
+```python
+import conveyor
+
+conveyor.init("project")                # a git repository's top folder
+ws = conveyor.Workspace.find("project")
+conveyor.add(["data/train.csv"], workspace=ws)
+print(conveyor.status(workspace=ws).clean)
+```
+"""
+
+
+def _doc(obj: object) -> str:
+    return inspect.cleandoc(obj.__doc__ or "").strip()
+
+
+def render() -> str:
+    parts = [HEADER, "## Functions\n"]
+    for name in ("init", "add", "status", "checkout", "unprotect", "diff", "gc", "verify"):
+        func = getattr(conveyor, name)
+        signature = str(inspect.signature(func)).replace("'", "")
+        parts.append(f"### `conveyor.{name}{signature}`\n\n{_doc(func)}\n")
+    parts.append("## Results\n")
+    for name in sorted(conveyor.versioning.__all__):
+        obj = getattr(conveyor.versioning, name)
+        if not dataclasses.is_dataclass(obj):
+            continue
+        fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(obj))
+        doc = _doc(obj)
+        doc = "" if doc.startswith(f"{name}(") else f"{doc} "
+        parts.append(f"- **`{name}`**: {doc}Fields: {fields}.")
+    parts.append("\n## Workspace\n")
+    ws = conveyor.Workspace
+    parts.append(f"### `conveyor.Workspace`\n\n{_doc(ws)}\n")
+    for meth in ("find", "init", "lock", "resolve_target"):
+        func = getattr(ws, meth)
+        signature = str(inspect.signature(func)).replace("'", "")
+        parts.append(f"- `Workspace.{meth}{signature}`: {_doc(func).splitlines()[0]}")
+    parts.append("\n## Errors\n")
+    parts.append("| exception | exit code | meaning |\n|---|---|---|")
+    for name, obj in vars(conveyor.errors).items():
+        if isinstance(obj, type) and issubclass(obj, conveyor.errors.ConveyorError):
+            parts.append(f"| `{name}` | {obj.exit_code} | {_doc(obj).splitlines()[0]} |")
+    return "\n".join(parts) + "\n"
+
+
+def main() -> int:
+    target = Path(__file__).with_name("api.md")
+    text = render()
+    if "--check" in sys.argv:
+        return 0 if target.exists() and target.read_text() == text else 1
+    target.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
