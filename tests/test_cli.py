@@ -97,3 +97,38 @@ def test_api_quickstart_from_the_docs_runs(tmp_path: object) -> None:
     (root / "data" / "train.csv").write_text("a,b\n1,2\n")
     conveyor.add(["data/train.csv"], workspace=conveyor.Workspace(root))
     assert conveyor.status(workspace=ws).clean
+
+
+def _run_on_a_terminal(project: Project, *args: str, delay: str) -> str:
+    """Run conveyor with stderr on a real pseudo-terminal and return what it drew there."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "CONVEYOR_PROGRESS_DELAY": delay, "COLUMNS": "100"}
+    proc = subprocess.Popen([CONVEYOR_BIN, *args], cwd=project.root, stdout=subprocess.DEVNULL,
+                            stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=60) == 0
+    os.close(leader)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal_only(project: Project) -> None:
+    for i in range(300):
+        project.write(f"data/f{i:03d}.bin", f"{i}")
+    drawn = _run_on_a_terminal(project, "add", "data", delay="0")
+    assert "hashing data" in drawn and "/300 [" in drawn and "file/s" in drawn
+    project.write("data/f000.bin", "changed")
+    assert "hashing" not in _run_on_a_terminal(project, "add", "data", delay="30")  # quick work stays quiet
+    piped = project.run("add", "data", env={"CONVEYOR_PROGRESS_DELAY": "0"})
+    assert "hashing" not in piped.err  # not a terminal: no bar at all

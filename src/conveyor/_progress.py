@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from types import TracebackType
 from typing import Any
 
 
 class Progress:
-    """A counter that draws a bar (tqdm) once the work has taken a second, on a TTY only."""
+    """A counter that draws a bar (tqdm) once the work has taken a second, on a TTY only.
+
+    ``CONVEYOR_PROGRESS_DELAY`` (seconds, default 1) changes how long work runs unseen.
+    """
 
     def __init__(self, desc: str, total: int | None = None, unit: str = "file") -> None:
         self._bar: Any = None
         if sys.stderr.isatty():
+            import shutil
+
             from tqdm import tqdm
 
+            # A terminal that reports no size (a fresh pty) would otherwise hide the bar.
+            size = shutil.get_terminal_size(fallback=(80, 24))
             self._bar = tqdm(
-                total=total, desc=desc, unit=unit, delay=1.0, leave=False, file=sys.stderr,
-                unit_scale=unit == "B", dynamic_ncols=True,
+                total=total, desc=desc, unit=unit, delay=_delay(), leave=False, file=sys.stderr,
+                unit_scale=unit == "B", ncols=min(size.columns, 120), nrows=max(size.lines, 2),
             )
 
     def update(self, n: int = 1) -> None:
@@ -35,3 +43,10 @@ class Progress:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _delay() -> float:
+    try:
+        return max(0.0, float(os.environ.get("CONVEYOR_PROGRESS_DELAY", "1")))
+    except ValueError:
+        return 1.0
