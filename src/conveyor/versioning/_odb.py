@@ -134,9 +134,14 @@ class ObjectBatch:
     def has(self, digest: str) -> bool:
         return digest in self._present or digest in self._pending or self.store.exists(digest)
 
-    def learn_present(self, digests: set[str]) -> None:
-        """Check many digests at once, so :meth:`has` answers them without a stat each."""
-        self._present |= digests - self.store.missing(digests)
+    def learn_present(self, digests: set[str]) -> set[str]:
+        """Check many digests at once, so :meth:`has` answers them without a stat each.
+
+        Returns those of ``digests`` that are stored.
+        """
+        present = digests - self.store.missing(digests)
+        self._present |= present
+        return present
 
     def add_bytes(self, data: bytes | memoryview) -> str:
         digest = hash_bytes(data)

@@ -267,12 +267,15 @@ class Repo:
         entries: list[Entry] = []
         remembered: dict[str, tuple[Any, ...]] = {}
         file_digest = known.file_digest if known is not None else None
+        present: set[str] = set()
         if batch is not None and known is not None:
-            batch.learn_present(known.digests())
+            present = batch.learn_present(known.digests())
         with Progress(f"hashing {self.ws.relpath(folder)}", total=len(files)) as bar:
             for rel, path, ino, mtime_ns, size, mode in files:
                 digest = file_digest(rel, ino, mtime_ns, size) if file_digest is not None else None
-                if batch is not None:
+                if digest is not None and digest in present:
+                    pass  # unchanged and already stored: the common case, kept cheap
+                elif batch is not None:
                     digest, size = batch.add_file(path, known_digest=digest, size=size)
                 elif digest is None:
                     digest, size = hash_file(path)
