@@ -469,3 +469,21 @@ def _remove_tree(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path)
+
+
+def test_status_and_checkout_of_a_path_inside_a_tracked_folder(project: Project) -> None:
+    project.write("data/train/a.csv", "a")
+    project.write("data/train/b.csv", "b")
+    project.write("data/test/c.csv", "c")
+    project.ok("add", "data")
+    project.write("data/train/a.csv", "a2")
+    (project.root / "data" / "test" / "c.csv").unlink()
+    only_test = json.loads(project.ok("status", "--json", "data/test"))["changed"]
+    assert [(c["path"], c["deleted"], c["modified"]) for c in only_test] == [("data", ["test/c.csv"], [])]
+    assert json.loads(project.ok("status", "--json", "data/train/b.csv"))["changed"] == []
+
+    project.ok("checkout", "data/test/c.csv")  # restores c.csv, leaves the edit of a.csv alone
+    assert (project.root / "data" / "test" / "c.csv").read_text() == "c"
+    assert (project.root / "data" / "train" / "a.csv").read_text() == "a2"
+    result = project.cvy("checkout", "data/nope.csv")
+    assert result.code == 2 and "data/nope.csv: not in the tracked version of data" in result.err

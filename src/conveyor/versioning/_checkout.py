@@ -18,7 +18,13 @@ from pathlib import Path
 
 from conveyor import _fs
 from conveyor._progress import Progress
-from conveyor.errors import CorruptObjectError, ObjectMissingError, UncommittedChangesError, storage_error
+from conveyor.errors import (
+    CorruptObjectError,
+    ObjectMissingError,
+    PathError,
+    UncommittedChangesError,
+    storage_error,
+)
 from conveyor.versioning._hashing import SMALL_FILE, hash_bytes, hash_fd, hash_file
 from conveyor.versioning._manifest import Entry, Manifest
 from conveyor.versioning._repo import Repo, Tracked
@@ -87,7 +93,7 @@ def checkout(
                         result.missing_objects.append(dest[skip:])
                         missing += 1
                     bar.update()
-                if plan.manifest is not None and not missing:
+                if plan.manifest is not None and not missing and plan.item.only is None:
                     if not plan.place and not plan.remove:
                         os.makedirs(plan.item.target, exist_ok=True)  # an empty folder is data too
                     repo.remember_tree(plan.item.target, plan.manifest, plan.item.pointer.digest)
@@ -138,6 +144,14 @@ def _plan(repo: Repo, item: Tracked, *, relink: bool) -> _Plan:
             snap = repo.snapshot(item.target, need_manifest=True)
             assert snap.manifest is not None
             existing = {rel: (e.digest, e.executable) for rel, e in snap.manifest.entries.items()}
+    if item.only is not None:  # a path inside the folder: leave the rest of it alone
+        existing = {rel: have for rel, have in existing.items() if item.selects(rel)}
+        manifest = Manifest({rel: e for rel, e in manifest.entries.items() if item.selects(rel)})
+        if not manifest.entries and not existing:
+            raise PathError(
+                f"{item.rel}/{item.only}: not in the tracked version of {item.rel}",
+                hint=f"'conveyor status {item.rel}' lists what it holds",
+            )
     for rel, (digest, _executable) in existing.items():
         if rel not in manifest.entries:
             plan.remove.append(f"{target}/{rel}")

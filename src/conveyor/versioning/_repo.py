@@ -59,6 +59,11 @@ class Tracked:
     pointer: Pointer
     target: Path
     rel: str  # target relative to the workspace root
+    only: str | None = None  # for a folder: limit the command to this path inside it
+
+    def selects(self, rel_inside: str) -> bool:
+        """Whether a file at ``rel_inside`` (relative to the folder) is in scope."""
+        return self.only is None or rel_inside == self.only or rel_inside.startswith(self.only + "/")
 
 
 class Repo:
@@ -100,20 +105,34 @@ class Repo:
                     yield Path(folder) / name
 
     def tracked(self, targets: list[Path] | None = None) -> list[Tracked]:
-        """Tracked paths, all or those at or below ``targets``; a bad pointer file raises."""
+        """Tracked paths, all or those at, below or (inside a folder) above ``targets``.
+
+        A target inside a tracked folder selects just that part of it (``Tracked.only``).
+        A bad pointer file raises.
+        """
         items = []
         for pointer_file in self.pointer_files():
             target = pointer_file.with_name(pointer_file.name[: -len(POINTER_SUFFIX)])
-            if targets is not None and not any(t == target or t in target.parents for t in targets):
+            rel = self.ws.relpath(target)
+            if targets is None:
+                items.append(Tracked(pointer_file, _pointer.read(pointer_file), target, rel))
                 continue
-            items.append(Tracked(pointer_file, _pointer.read(pointer_file), target, self.ws.relpath(target)))
+            for t in targets:
+                if t == target or t in target.parents:
+                    items.append(Tracked(pointer_file, _pointer.read(pointer_file), target, rel))
+                    break
+                if target in t.parents:
+                    only = t.relative_to(target).as_posix()
+                    items.append(Tracked(pointer_file, _pointer.read(pointer_file), target, rel, only))
+                    break
         return items
 
     def tracked_for(self, targets: list[Path]) -> list[Tracked]:
-        """Like :meth:`tracked`, but every target must be tracked or contain tracked paths."""
+        """Like :meth:`tracked`, but every target must be, hold, or lie inside tracked paths."""
         items = self.tracked(targets)
         for target in targets:
-            if not any(t.target == target or target in t.target.parents for t in items):
+            covered = (t.target == target or target in t.target.parents or t.target in target.parents for t in items)
+            if not any(covered):
                 raise PathError(
                     f"{self.ws.relpath(target)}: not tracked by conveyor",
                     hint=f"track it with 'conveyor add {self.ws.relpath(target)}'",

@@ -64,12 +64,15 @@ def path_status(repo: Repo, item: Tracked) -> PathStatus | None:
         old = repo.try_manifest(pointer.digest)
         if old is not None:
             new = repo.fill_manifest(item.target, current)
-            added = tuple(p for p in new.entries if p not in old.entries)
-            deleted = tuple(p for p in old.entries if p not in new.entries)
+            added = tuple(p for p in new.entries if p not in old.entries and item.selects(p))
+            deleted = tuple(p for p in old.entries if p not in new.entries and item.selects(p))
             modified = tuple(
                 p for p, e in new.entries.items()
-                if p in old.entries and (old.entries[p].digest, old.entries[p].executable) != (e.digest, e.executable)
+                if p in old.entries and item.selects(p)
+                and (old.entries[p].digest, old.entries[p].executable) != (e.digest, e.executable)
             )
+            if item.only is not None and not (added or deleted or modified):
+                return None  # the folder changed, but not where the user looked
             return PathStatus(item.rel, "modified", added, deleted, modified)
     return PathStatus(item.rel, "modified")
 
