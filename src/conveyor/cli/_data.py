@@ -16,7 +16,7 @@ def register(cli: click.Group) -> None:
 
 
 @click.command("add")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
 def add_cmd(paths: tuple[str, ...]) -> None:
     """Track files or folders: cache their content and write PATH.cvy pointers for git."""
     from conveyor import add
@@ -29,7 +29,7 @@ def add_cmd(paths: tuple[str, ...]) -> None:
 
 
 @click.command("status")
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.argument("paths", nargs=-1, type=click.Path(readable=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; exit 1 when anything changed.")
 def status_cmd(paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
@@ -57,7 +57,7 @@ def status_cmd(paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
 
 
 @click.command("checkout")
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.argument("paths", nargs=-1, type=click.Path(readable=False))
 @click.option("-f", "--force", is_flag=True, help="Discard workspace changes that are not in the cache.")
 @click.option("--relink", is_flag=True, help="Re-place every file, even unchanged ones (after changing cache.link).")
 def checkout_cmd(paths: tuple[str, ...], force: bool, relink: bool) -> None:
@@ -127,7 +127,7 @@ def verify_cmd(as_json: bool) -> None:
 
 
 @click.command("unprotect")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
 def unprotect_cmd(paths: tuple[str, ...]) -> None:
     """Replace links into the cache by writable copies, so the files can be edited."""
     from conveyor import unprotect

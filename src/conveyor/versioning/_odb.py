@@ -143,7 +143,8 @@ class ObjectBatch:
         self._present |= present
         return present
 
-    def add_bytes(self, data: bytes | memoryview) -> str:
+    def add_bytes(self, data: bytes | memoryview, source: str | None = None) -> str:
+        """Stage ``data`` (read from ``source``, for error messages) unless it is stored."""
         digest = hash_bytes(data)
         if not self.has(digest):
             tmp = _fs.tmp_name(self.store.tmp_dir)
@@ -156,7 +157,7 @@ class ObjectBatch:
             except OSError as exc:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
-                raise storage_error(exc, self.store.root, "write a cache object") from exc
+                raise _cache_write_error(exc, source, self.store.root) from exc
             self._stage(digest, tmp, len(data))
         return digest
 
@@ -180,13 +181,13 @@ class ObjectBatch:
             if size <= SMALL_FILE:
                 data = os.read(fd, size + 1)
                 if len(data) <= size:
-                    return self.add_bytes(data), len(data)
+                    return self.add_bytes(data, source=path), len(data)
                 os.lseek(fd, 0, os.SEEK_SET)
-            return self._add_stream(fd)
+            return self._add_stream(fd, path)
         finally:
             os.close(fd)
 
-    def _add_stream(self, src_fd: int) -> tuple[str, int]:
+    def _add_stream(self, src_fd: int, source: str) -> tuple[str, int]:
         tmp = _fs.tmp_name(self.store.tmp_dir)
         try:
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
@@ -197,7 +198,7 @@ class ObjectBatch:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            raise storage_error(exc, self.store.root, "write a cache object") from exc
+            raise _cache_write_error(exc, source, self.store.root) from exc
         if self.has(digest):
             os.unlink(tmp)
         else:
@@ -243,3 +244,9 @@ class ObjectBatch:
                 os.unlink(tmp)
         self._pending.clear()
         self._pending_bytes = 0
+
+
+def _cache_write_error(exc: OSError, source: str | None, root: Path) -> Exception:
+    if source is None:
+        return storage_error(exc, root, "write a cache object")
+    return storage_error(exc, source, f"copy it into the cache at {root}")
