@@ -60,12 +60,12 @@ def test_add_directory_stores_a_sorted_manifest(project: Project) -> None:
     text = (project.root / "data.cvy").read_text()
     assert "kind: dir" in text and "files: 4" in text
     digest = text.split("hash: blake3:")[1].split()[0]
-    manifest = json.loads((project.root / ".conveyor" / "cache" / digest[:2] / digest[2:]).read_bytes())
-    assert manifest["schema"] == 1
-    paths = [row[0] for row in manifest["entries"]]
-    assert paths == ["a.csv", "b.csv", "run.sh", "sub/c.csv"]
-    assert [row[3] for row in manifest["entries"]] == [0, 0, 1, 0]
-    assert manifest["entries"][0][1] == blake3(b"a").hexdigest()
+    lines = (project.root / ".conveyor" / "cache" / digest[:2] / digest[2:]).read_text().splitlines()
+    assert lines[0] == "conveyor-manifest 1"
+    rows = [line.split(" ", 3) for line in lines[1:]]
+    assert [row[3] for row in rows] == ["a.csv", "b.csv", "run.sh", "sub/c.csv"]
+    assert [row[2] for row in rows] == ["0", "0", "1", "0"]
+    assert rows[0][:2] == [blake3(b"a").hexdigest(), "1"]
     assert len(project.cache_objects()) == 5  # four files and the manifest
 
 

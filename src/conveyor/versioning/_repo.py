@@ -49,6 +49,7 @@ class Snapshot:
     files: int = 0
     manifest: Manifest | None = None  # for folders, when it had to be built
     scanned: list[ScanRow] = field(default_factory=list)
+    known: TreeState | None = None  # what the state database remembered of the folder
 
 
 @dataclass(slots=True)
@@ -221,7 +222,7 @@ class Repo:
             entry = manifest.entries.get(rel)
             if entry is None or entry.size != size:
                 return  # something else changed it meanwhile: let the next status hash it
-            remembered[rel] = (ino, mtime_ns, size, entry.digest)
+            remembered[rel] = (ino, mtime_ns, size, entry.digest, entry.executable)
         if len(remembered) == len(manifest):
             max_mtime = max((f[3] for f in files), default=0)
             self.state.put_tree(str(folder), self.fingerprint(files), digest, max_mtime, remembered)
@@ -250,7 +251,7 @@ class Repo:
         files = self.scan(folder)
         fingerprint = self.fingerprint(files)
         known = self.state.get_tree(str(folder))
-        snap = Snapshot("dir", None, sum(f[4] for f in files), len(files), scanned=files)
+        snap = Snapshot("dir", None, sum(f[4] for f in files), len(files), scanned=files, known=known)
         if known is not None and known.matches(fingerprint):
             snap.digest = known.digest
             if batch is None or batch.has(known.digest):
@@ -281,28 +282,43 @@ class Repo:
     def _hash_dir(
         self, folder: Path, snap: Snapshot, known: TreeState | None, fingerprint: str, batch: ObjectBatch | None
     ) -> None:
-        """Hash what the state database cannot vouch for, build the manifest, remember the folder."""
+        """Hash what the state database cannot vouch for, build the manifest, remember the folder.
+
+        Without a batch (status, diff) the folder is remembered only when that spares real
+        work next time: rewriting the whole per-file table to record one changed file
+        would cost more than hashing that file again.
+        """
         files = snap.scanned
         entries: list[Entry] = []
         remembered: dict[str, tuple[Any, ...]] = {}
-        file_digest = known.file_digest if known is not None else None
+        rows = known.trusted_files() if known is not None else {}
         present: set[str] = set()
-        if batch is not None and known is not None:
-            present = batch.learn_present(known.digests())
+        if batch is not None and rows:
+            present = batch.learn_present({row[3] for row in rows.values()})
+        hashed = 0
+        make = tuple.__new__  # 100,000 entries: skip NamedTuple's Python-level __new__
         with Progress(f"hashing {self.ws.relpath(folder)}", total=len(files)) as bar:
             for rel, path, ino, mtime_ns, size, mode in files:
-                digest = file_digest(rel, ino, mtime_ns, size) if file_digest is not None else None
-                if digest is not None and digest in present:
-                    pass  # unchanged and already stored: the common case, kept cheap
+                row = rows.get(rel)
+                if row is not None and row[0] == ino and row[1] == mtime_ns and row[2] == size:
+                    digest: str | None = row[3]
+                else:
+                    digest = None
+                if digest is not None and (batch is None or digest in present):
+                    pass  # unchanged (and stored): the common case, kept cheap
                 elif batch is not None:
                     digest, size = batch.add_file(path, known_digest=digest, size=size)
-                elif digest is None:
+                    hashed += 1
+                else:
                     digest, size = hash_file(path)
-                entries.append(Entry(rel, digest, size, int(mode & _EXEC_BITS != 0)))
-                remembered[rel] = (ino, mtime_ns, size, digest)
+                    hashed += 1
+                executable = 1 if mode & _EXEC_BITS else 0
+                entries.append(make(Entry, (rel, digest, size, executable)))
+                remembered[rel] = (ino, mtime_ns, size, digest, executable)
                 bar.update()
         manifest = snap.manifest = Manifest.from_entries(entries)
         data = manifest.to_bytes()
         snap.digest = batch.add_bytes(data) if batch is not None else hash_bytes(data)
-        max_mtime = max((f[3] for f in files), default=0)
-        self.state.put_tree(str(folder), fingerprint, snap.digest, max_mtime, remembered)
+        if batch is not None or hashed >= max(100, len(files) // 100):
+            max_mtime = max((f[3] for f in files), default=0)
+            self.state.put_tree(str(folder), fingerprint, snap.digest, max_mtime, remembered)

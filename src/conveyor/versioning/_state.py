@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 RACY_NS = 2_000_000_000  # coarser than any common filesystem's timestamp granularity
-_VERSION = 3  # bump when the tables change: the state is only a cache, so it is rebuilt
+_VERSION = 4  # bump when the tables change: the state is only a cache, so it is rebuilt
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -132,7 +132,7 @@ class StateDB:
     def put_tree(
         self, path: str, fingerprint: str, digest: str, max_mtime_ns: int, files: dict[str, tuple[Any, ...]]
     ) -> None:
-        """Remember a folder's fingerprint, manifest hash and per-file ``(ino, mtime_ns, size, digest)``.
+        """Remember a folder's fingerprint, manifest hash and per-file ``(ino, mtime_ns, size, digest, exec)``.
 
         The per-file table is one ``marshal`` value: data types only (nothing is executed
         on load, unlike pickle), and ten times faster than JSON for 100,000 entries. It is
@@ -166,7 +166,7 @@ class TreeState:
 
     @property
     def files(self) -> dict[str, tuple[Any, ...]]:
-        """Per-file ``(ino, mtime_ns, size, digest)``, read only when a folder did change."""
+        """Per-file ``(ino, mtime_ns, size, digest, exec)``, read only when a folder did change."""
         if self._files is None:
             try:
                 loaded = marshal.loads(self._db._tree_files(self.path))
@@ -175,13 +175,11 @@ class TreeState:
             self._files = loaded if isinstance(loaded, dict) else {}
         return self._files
 
-    def digests(self) -> set[str]:
-        return {row[3] for row in self.files.values()}
+    def trusted_files(self) -> dict[str, tuple[Any, ...]]:
+        """The per-file rows whose mtime is safely older than when they were recorded."""
+        limit = self.recorded_ns - RACY_NS
+        return {rel: row for rel, row in self.files.items() if row[1] < limit}
 
-    def file_digest(self, rel: str, ino: int, mtime_ns: int, size: int) -> str | None:
-        row = self.files.get(rel)
-        if row is None or row[0] != ino or row[1] != mtime_ns or row[2] != size:
-            return None
-        if self.recorded_ns - mtime_ns <= RACY_NS:
-            return None
-        return str(row[3])
+    def entries(self) -> dict[str, tuple[str, int]]:
+        """``{path: (digest, executable)}``: the folder version this state was recorded for."""
+        return {rel: (row[3], row[4]) for rel, row in self.files.items()}

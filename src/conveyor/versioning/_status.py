@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from conveyor.versioning._repo import Repo, Tracked
+from conveyor.versioning._repo import Repo, Snapshot, Tracked
 from conveyor.workspace import Workspace
 
 
@@ -61,18 +61,28 @@ def path_status(repo: Repo, item: Tracked) -> PathStatus | None:
             return PathStatus(item.rel, "not in cache")
         return None
     if pointer.kind == "dir" and current.kind == "dir":
-        old = repo.try_manifest(pointer.digest)
+        old = _version_files(repo, current, pointer.digest)
         if old is not None:
-            new = repo.fill_manifest(item.target, current)
-            added = tuple(p for p in new.entries if p not in old.entries and item.selects(p))
-            deleted = tuple(p for p in old.entries if p not in new.entries and item.selects(p))
-            modified = tuple(
-                p for p, e in new.entries.items()
-                if p in old.entries and item.selects(p)
-                and (old.entries[p].digest, old.entries[p].executable) != (e.digest, e.executable)
-            )
+            new = {p: (e.digest, e.executable) for p, e in repo.fill_manifest(item.target, current).entries.items()}
+            added = tuple(p for p in new if p not in old and item.selects(p))
+            deleted = tuple(p for p in old if p not in new and item.selects(p))
+            modified = tuple(p for p, e in new.items() if p in old and old[p] != e and item.selects(p))
             if item.only is not None and not (added or deleted or modified):
                 return None  # the folder changed, but not where the user looked
             return PathStatus(item.rel, "modified", added, deleted, modified)
     return PathStatus(item.rel, "modified")
 
+
+
+def _version_files(repo: Repo, current: Snapshot, digest: str) -> dict[str, tuple[str, int]] | None:
+    """``{path: (hash, exec)}`` of the folder version ``digest``, or None if it is unknown here.
+
+    When the state database last saw the folder at exactly that version, its per-file table
+    says the same as the manifest and is already loaded; otherwise read the manifest.
+    """
+    if current.known is not None and current.known.digest == digest:
+        return current.known.entries()
+    manifest = repo.try_manifest(digest)
+    if manifest is None:
+        return None
+    return {p: (e.digest, e.executable) for p, e in manifest.entries.items()}
