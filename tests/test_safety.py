@@ -304,7 +304,7 @@ def start_afresh(root: Path) -> None:
     shutil.rmtree(conveyor_dir / "cache")
     (conveyor_dir / "cache").mkdir()
     for path in [*conveyor_dir.glob("state.db*"), *root.glob("*.cvy")]:
-        path.unlink()
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 # -- 1. SIGKILL at random moments --------------------------------------------------------------

