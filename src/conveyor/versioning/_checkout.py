@@ -242,7 +242,7 @@ class Placer:
         if os.path.isdir(dest) and not os.path.islink(dest):
             _fs.remove(dest)
         try:
-            os.replace(tmp, dest)
+            _fs.publish(tmp, dest)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise

@@ -226,7 +226,7 @@ class ObjectBatch:
                 _fs.syncfs(self.store.tmp_dir)
             for digest, tmp in self._pending.items():
                 self.store.ensure_shard(digest)
-                os.replace(tmp, self.store.path(digest))
+                _fs.publish(tmp, self.store.path(digest))
             if few:
                 for shard in {digest[:2] for digest in self._pending}:
                     _fs.fsync_dir(f"{self.store.root}/{shard}")
