@@ -487,3 +487,31 @@ def test_status_and_checkout_of_a_path_inside_a_tracked_folder(project: Project)
     assert (project.root / "data" / "train" / "a.csv").read_text() == "a2"
     result = project.cvy("checkout", "data/nope.csv")
     assert result.code == 2 and "data/nope.csv: not in the tracked version of data" in result.err
+
+
+def test_verify_reports_objects_a_pointer_needs_but_the_cache_lacks(project: Project) -> None:
+    project.write("d/a", "a")
+    project.write("d/b", "b")
+    project.ok("add", "d")
+    digest = blake3(b"b").hexdigest()
+    (project.root / ".conveyor" / "cache" / digest[:2] / digest[2:]).unlink()
+    result = project.cvy("verify")
+    assert result.code == 1
+    assert f"missing object: d/b: {digest}" in result.out
+    assert "1 object(s) the pointers need are not in the cache" in result.err
+    # and a re-add puts it back, even though the state database had vouched for the folder
+    project.ok("add", "d")
+    assert project.cvy("verify").code == 0
+
+
+def test_gc_makes_the_next_add_check_the_cache_again(project: Project) -> None:
+    project.write("d/a", "a")
+    project.write("d/b", "b")
+    project.ok("add", "d")
+    project.commit("v1")
+    (project.root / "d.cvy").unlink()  # untrack: gc may now remove the folder's objects
+    project.ok("gc")
+    assert project.cache_objects() == []
+    project.ok("add", "d")  # the state database remembers the folder, but not as stored any more
+    assert len(project.cache_objects()) == 3
+    assert project.cvy("verify").code == 0

@@ -104,7 +104,7 @@ def gc_cmd(all_commits: bool, dry_run: bool) -> None:
 @click.command("verify")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify_cmd(as_json: bool) -> None:
-    """Re-hash every cache object and tracked file; exit 1 if any object is corrupt."""
+    """Re-hash every cache object and tracked file; exit 1 if any object is corrupt or missing."""
     from conveyor import verify
     from conveyor.errors import VerificationError
 
@@ -115,14 +115,21 @@ def verify_cmd(as_json: bool) -> None:
         click.echo(f"checked {report.objects_checked} cache objects and {report.files_checked} workspace files")
         for path in report.corrupt_objects:
             click.echo(f"corrupt object: {path}")
+        for needed in report.missing_objects:
+            click.echo(f"missing object: {needed}")
         for path in report.stale_state:
             click.echo(f"stale state entry (fixed): {path}")
         for path in report.modified:
             click.echo(f"modified since added: {path}")
-    if not report.ok:
+    if report.corrupt_objects:
         raise VerificationError(
             f"{len(report.corrupt_objects)} corrupt cache object(s)",
             hint="delete them and restore the data with 'conveyor add' or a fetch",
+        )
+    if report.missing_objects:
+        raise VerificationError(
+            f"{len(report.missing_objects)} object(s) the pointers need are not in the cache",
+            hint="re-add the data where it still exists, or fetch it from a remote",
         )
 
 

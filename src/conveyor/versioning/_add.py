@@ -42,6 +42,8 @@ def add(targets: list[str | os.PathLike[str]], *, workspace: Workspace | None = 
             with repo.odb.batch() as batch:
                 snap = repo.snapshot(target, batch=batch)
             assert snap.digest is not None
+            if snap.kind == "dir":
+                repo.state.mark_stored(str(target), snap.digest)
             pointer = Pointer(
                 path=target.name,
                 kind="dir" if snap.kind == "dir" else "file",

@@ -56,6 +56,8 @@ def gc(*, all_commits: bool = False, dry_run: bool = False, workspace: Workspace
             except FileNotFoundError:
                 continue
             if not dry_run:
+                if not removed:
+                    repo.state.bump_cache_epoch()  # before the first removal: no folder may vouch any more
                 repo.odb.remove(digest)
             removed += 1
     return GcResult(removed, removed_bytes, kept, dry_run)

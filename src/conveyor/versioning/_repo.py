@@ -252,6 +252,7 @@ class Repo:
         if len(remembered) == len(manifest):
             max_mtime = max((f[3] for f in files), default=0)
             self.state.put_tree(str(folder), self.fingerprint(files), digest, max_mtime, remembered)
+            self.state.mark_stored(str(folder), digest)  # it was just checked out of the cache
 
     def snapshot(self, target: Path, *, batch: ObjectBatch | None = None, need_manifest: bool = False) -> Snapshot:
         """The content at ``target`` now; with ``batch``, its objects are stored too."""
@@ -326,7 +327,8 @@ class Repo:
         trusted_before = known.recorded_ns - RACY_NS if known is not None else 0
         present: set[str] = set()
         if batch is not None and rows:
-            present = batch.learn_present({row[3] for row in rows.values()})
+            digests = {row[3] for row in rows.values()}
+            present = digests if known is not None and known.all_stored else batch.learn_present(digests)
         hashed = 0
         make = tuple.__new__  # 100,000 entries: skip NamedTuple's Python-level __new__
         with Progress(f"hashing {self.ws.relpath(folder)}", total=len(files)) as bar:

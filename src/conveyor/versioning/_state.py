@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 from blake3 import blake3
 
 RACY_NS = 2_000_000_000  # coarser than any common filesystem's timestamp granularity
-_VERSION = 5  # bump when the tables change: the state is only a cache, so it is rebuilt
+_VERSION = 6  # bump when the tables change: the state is only a cache, so it is rebuilt
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -40,8 +40,9 @@ CREATE TABLE IF NOT EXISTS files (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trees (
     path TEXT PRIMARY KEY, fingerprint TEXT, digest TEXT,
-    max_mtime_ns INTEGER, recorded_ns INTEGER, files TEXT
+    max_mtime_ns INTEGER, recorded_ns INTEGER, files TEXT, stored_epoch INTEGER
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;
 """
 
 
@@ -68,7 +69,9 @@ class StateDB:
             conn.execute("PRAGMA synchronous=NORMAL")
             try:
                 if conn.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
-                    conn.executescript(f"DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS trees; {_SCHEMA}")
+                    conn.executescript(
+                        f"DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS trees; DROP TABLE IF EXISTS meta; {_SCHEMA}"
+                    )
                     conn.execute(f"PRAGMA user_version = {_VERSION}")
                 conn.executescript(_SCHEMA)
             except sqlite3.DatabaseError:
@@ -123,11 +126,35 @@ class StateDB:
 
     def get_tree(self, path: str) -> TreeState | None:
         row = self.conn.execute(
-            "SELECT fingerprint, digest, max_mtime_ns, recorded_ns FROM trees WHERE path = ?", (path,)
+            "SELECT fingerprint, digest, max_mtime_ns, recorded_ns, stored_epoch FROM trees WHERE path = ?", (path,)
         ).fetchone()
         if row is None:
             return None
-        return TreeState(self, path, row[0], row[1], row[2], row[3])
+        tree = TreeState(self, path, row[0], row[1], row[2], row[3])
+        tree.all_stored = row[4] is not None and row[4] == self.cache_epoch()
+        return tree
+
+    # -- what the cache is known to hold ---------------------------------------------------
+
+    def cache_epoch(self) -> int:
+        """A counter bumped whenever objects may have left the cache (gc, a failed verify)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'cache_epoch'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def bump_cache_epoch(self) -> None:
+        self.conn.execute(
+            "INSERT INTO meta VALUES ('cache_epoch', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1"
+        )
+
+    def mark_stored(self, path: str, digest: str) -> None:
+        """Note that every object of the folder version ``digest`` is now in the cache.
+
+        Until the cache epoch moves, an add of that folder can skip checking the cache for
+        the objects of its unchanged files. Call only after the objects were committed.
+        """
+        self.conn.execute(
+            "UPDATE trees SET stored_epoch = ? WHERE path = ? AND digest = ?", (self.cache_epoch(), path, digest)
+        )
 
     @property
     def tables_dir(self) -> Path:
@@ -165,7 +192,7 @@ class StateDB:
             os.replace(tmp, table)
         old = self.conn.execute("SELECT files FROM trees WHERE path = ?", (path,)).fetchone()
         self.conn.execute(
-            "INSERT OR REPLACE INTO trees VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO trees VALUES (?, ?, ?, ?, ?, ?, NULL)",
             (path, fingerprint, digest, max_mtime_ns, time.time_ns(), name),
         )
         if old is not None and old[0] and old[0] != name:
@@ -183,7 +210,7 @@ class StateDB:
 class TreeState:
     """What the state database knows about a folder from the last time it was hashed."""
 
-    __slots__ = ("_db", "_files", "digest", "fingerprint", "max_mtime_ns", "path", "recorded_ns")
+    __slots__ = ("_db", "_files", "all_stored", "digest", "fingerprint", "max_mtime_ns", "path", "recorded_ns")
 
     def __init__(
         self, db: StateDB, path: str, fingerprint: str, digest: str, max_mtime_ns: int, recorded_ns: int
@@ -194,6 +221,7 @@ class TreeState:
         self.digest = digest
         self.max_mtime_ns = max_mtime_ns
         self.recorded_ns = recorded_ns
+        self.all_stored = False  # every per-file hash is known to be in the cache
         self._files: dict[str, tuple[Any, ...]] | None = None
 
     def matches(self, fingerprint: str) -> bool:

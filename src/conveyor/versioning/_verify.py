@@ -8,24 +8,25 @@ from pathlib import Path
 
 from conveyor._progress import Progress
 from conveyor.versioning._hashing import hash_file, is_hash
-from conveyor.versioning._repo import Repo
+from conveyor.versioning._repo import Repo, Tracked
 from conveyor.versioning._state import Stat
 from conveyor.workspace import Workspace
 
 
 @dataclass(slots=True)
 class VerifyReport:
-    """What ``verify`` re-hashed and found; ``ok`` when no cache object is corrupt."""
+    """What ``verify`` re-hashed and found; ``ok`` when no object is corrupt or missing."""
 
     objects_checked: int = 0
     corrupt_objects: list[str] = field(default_factory=list)  # cache paths whose content != name
     files_checked: int = 0
     modified: list[str] = field(default_factory=list)  # tracked workspace paths != their pointer
     stale_state: list[str] = field(default_factory=list)  # state entries that were wrong (now fixed)
+    missing_objects: list[str] = field(default_factory=list)  # "path: hash" a pointer needs, not cached
 
     @property
     def ok(self) -> bool:
-        return not self.corrupt_objects
+        return not self.corrupt_objects and not self.missing_objects
 
 
 def verify(*, cache: bool = True, files: bool = True, workspace: Workspace | None = None) -> VerifyReport:
@@ -46,10 +47,26 @@ def verify(*, cache: bool = True, files: bool = True, workspace: Workspace | Non
                     if actual != digest or not is_hash(digest):
                         report.corrupt_objects.append(path)
                     bar.update()
+        items = repo.tracked()
+        if cache:
+            _find_missing(repo, items, report)
         if files:
-            for item in repo.tracked():
+            for item in items:
                 report.files_checked += _verify_tracked(repo, item.target, item.pointer.digest, report)
+        if report.corrupt_objects or report.missing_objects:
+            repo.state.bump_cache_epoch()  # the state database may no longer vouch for the cache
     return report
+
+
+def _find_missing(repo: Repo, items: list[Tracked], report: VerifyReport) -> None:
+    """Every object the workspace's pointers need must be in the cache."""
+    for item in items:
+        needed = {item.pointer.digest: item.rel}
+        manifest = repo.try_manifest(item.pointer.digest) if item.pointer.kind == "dir" else None
+        if manifest is not None:
+            needed.update({e.digest: f"{item.rel}/{p}" for p, e in manifest.entries.items()})
+        for digest in sorted(repo.odb.missing(set(needed))):
+            report.missing_objects.append(f"{needed[digest]}: {digest}")
 
 
 def _verify_tracked(repo: Repo, target: Path, expected: str, report: VerifyReport) -> int:
