@@ -10,14 +10,12 @@ which costs one flush instead of one ``fsync`` per file (about 300 µs each here
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
+import functools
 import os
-import secrets
-import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from conveyor.errors import storage_error
 
@@ -27,24 +25,24 @@ _BLOATED_DIR = 256 * 1024  # bytes of directory entries
 _FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 
 
-def _libc() -> ctypes.CDLL | None:
+@functools.cache
+def _syncfs_call() -> Callable[[int], int] | None:
+    """libc's ``syncfs``, loaded on first use (ctypes costs start-up time every command would pay)."""
+    import ctypes
+
     try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:  # pragma: no cover - not on Linux
+        syncfs_fn: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+        return syncfs_fn
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
         return None
-
-
-_LIBC = _libc()
 
 
 def syncfs(path: str | os.PathLike[str]) -> None:
     """Flush every dirty page of the filesystem holding ``path`` (one call, not one per file)."""
+    call = _syncfs_call()
     fd = os.open(path, os.O_RDONLY)
     try:
-        if _LIBC is not None and hasattr(_LIBC, "syncfs"):
-            if _LIBC.syncfs(fd) != 0:  # pragma: no cover - kernel refused
-                os.sync()
-        else:  # pragma: no cover - non-Linux fallback
+        if call is None or call(fd) != 0:  # pragma: no cover - kernel refused
             os.sync()
     finally:
         os.close(fd)
@@ -69,7 +67,7 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
 
 def tmp_name(directory: str | os.PathLike[str], hint: str = "") -> str:
     """A fresh temp path inside ``directory``; leftovers carry :data:`TMP_PREFIX` so they can be swept."""
-    return os.path.join(directory, f"{TMP_PREFIX}{hint}{secrets.token_hex(8)}")
+    return os.path.join(directory, f"{TMP_PREFIX}{hint}{os.urandom(8).hex()}")
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644) -> None:
@@ -134,6 +132,8 @@ def remove(path: str | os.PathLike[str]) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISDIR(st.st_mode):
+        import shutil
+
         try:
             shutil.rmtree(path)
         except PermissionError:
