@@ -648,3 +648,26 @@ def test_unreadable_file_is_refused_by_name(unprivileged: Unprivileged, shared_d
     control = unprivileged.run(root, "add", target, home=home)
     assert control.code == 0, f"{unprivileged.how}: {control.err}"
     assert (root / f"{target}.cvy").is_file()
+
+
+def test_a_cache_on_another_filesystem(project: Project, tmp_path: Path) -> None:
+    """cache.dir on a different mount: objects are staged on the cache's own filesystem."""
+    mount = tmp_path / "other-disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        root = project.root
+        ok(root, "config", "cache.dir", str(mount / "cache"))
+        (root / "data").mkdir()
+        for i in range(20):
+            (root / "data" / f"f{i}.bin").write_bytes(os.urandom(1000))
+        ok(root, "add", "data")
+        assert len([p for p in (mount / "cache").glob("??/*")]) == 21
+        shutil.rmtree(root / "data")
+        ok(root, "checkout")
+        assert len(list((root / "data").iterdir())) == 20
+        assert cvy(root, "verify").code == 0
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

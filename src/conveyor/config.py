@@ -142,7 +142,10 @@ class Config:
 
     @staticmethod
     def _parse(key: str, raw: Any, where: str) -> Any:
-        spec = check_key(key)
+        try:
+            spec = check_key(key)
+        except UsageError as exc:
+            raise UsageError(f"{where}: {exc.message}", hint=exc.hint) from exc
         try:
             return spec.parse(raw)
         except (TypeError, ValueError) as exc:

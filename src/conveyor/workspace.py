@@ -67,6 +67,16 @@ class Workspace:
         cache_dir = self.config.get("cache.dir")
         self.cache_dir = (self.conveyor_dir / "cache") if cache_dir is None else (self.root / cache_dir)
         self.tmp_dir = self.conveyor_dir / "tmp"
+        # Objects are staged on the cache's own filesystem so they can be renamed into it. A
+        # cache elsewhere (cache.dir) may be shared by several workspaces: each stages in a
+        # folder of its own there, which only it sweeps.
+        if cache_dir is None:
+            self.cache_tmp_dir = self.tmp_dir
+        else:
+            import hashlib
+
+            tag = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
+            self.cache_tmp_dir = self.cache_dir / "tmp" / tag
         self.state_path = self.conveyor_dir / "state.db"
         self._lock_depth = 0
         self._lock_fd: int | None = None
@@ -217,8 +227,9 @@ class Workspace:
         self._lock_fd = fd
         self._lock_depth = 1
         try:
-            self.tmp_dir.mkdir(exist_ok=True)
-            _fs.sweep_tmp(self.tmp_dir)
+            for tmp in {self.tmp_dir, self.cache_tmp_dir}:
+                tmp.mkdir(parents=True, exist_ok=True)
+                _fs.sweep_tmp(tmp)
             yield
         finally:
             self._lock_depth = 0

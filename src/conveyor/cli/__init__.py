@@ -54,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = cli.main(args=args, prog_name="conveyor", standalone_mode=False)
     except ConveyorError as exc:
         if debug:
-            raise
+            import traceback
+
+            traceback.print_exc()
         click.echo(f"error: {exc.format_message()}", err=True)
         return exc.exit_code
     except click.exceptions.Abort:

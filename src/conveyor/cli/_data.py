@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 import click
 
-from conveyor.cli._render import human_size, plural
+from conveyor.cli._render import human_size, plural, relative_to_cwd
 
 
 def register(cli: click.Group) -> None:
@@ -19,13 +19,19 @@ def register(cli: click.Group) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
 def add_cmd(paths: tuple[str, ...]) -> None:
     """Track files or folders: cache their content and write PATH.cvy pointers for git."""
-    from conveyor import add
+    import shlex
 
-    for result in add(list(paths)):
-        files = f", {result.files} files" if result.kind == "dir" else ""
+    from conveyor import Workspace, add
+
+    workspace = Workspace.find()
+    results = add(list(paths), workspace=workspace)
+    for result in results:
+        files = f", {plural(result.files, 'file')}" if result.kind == "dir" else ""
         new = plural(result.objects_written, "new object")
         click.echo(f"added {result.path} ({human_size(result.size)}{files}, {new})")
-    click.echo("Commit the pointer files with git: git add '*.cvy' .gitignore")
+    if workspace.has_scm:
+        to_commit = sorted({p for r in results for p in (r.pointer_file, r.gitignore) if p})
+        click.echo(f"Commit them with git: git add {' '.join(shlex.quote(relative_to_cwd(p)) for p in to_commit)}")
 
 
 @click.command("status")
@@ -49,7 +55,9 @@ def status_cmd(paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
                     click.echo(f"    {label}: {entry.path}/{name}")
         hints = {c.state for c in report.changed}
         if "modified" in hints:
-            click.echo("(use 'conveyor add PATH' to record changes, 'conveyor checkout --force PATH' to discard them)")
+            click.echo(
+                "(record changes with 'conveyor add PATH'; restore the recorded data with 'conveyor checkout PATH')"
+            )
         if "missing" in hints:
             click.echo("(use 'conveyor checkout' to restore missing data)")
     if quiet and not report.clean:
@@ -98,7 +106,7 @@ def gc_cmd(all_commits: bool, dry_run: bool) -> None:
 
     result = gc(all_commits=all_commits, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {result.removed} objects ({human_size(result.removed_bytes)}), kept {result.kept}")
+    click.echo(f"{verb} {plural(result.removed, 'object')} ({human_size(result.removed_bytes)}), kept {result.kept}")
 
 
 @click.command("verify")

@@ -14,3 +14,11 @@ def human_size(size: int) -> str:
 
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def relative_to_cwd(path: str) -> str:
+    """``path`` (absolute) as the user would type it from here."""
+    import os
+
+    rel = os.path.relpath(path)
+    return path if rel.startswith("../../") else rel

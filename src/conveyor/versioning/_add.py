@@ -23,6 +23,8 @@ class AddResult:
     size: int
     files: int
     objects_written: int
+    pointer_file: str  # absolute path of the pointer written
+    gitignore: str | None  # absolute path of the .gitignore that lists the data, in a git workspace
 
 
 def add(targets: list[str | os.PathLike[str]], *, workspace: Workspace | None = None) -> list[AddResult]:
@@ -51,11 +53,14 @@ def add(targets: list[str | os.PathLike[str]], *, workspace: Workspace | None = 
                 size=snap.size,
                 files=snap.files,
             )
-            pointer.write(ws.pointer_path(target))
-            if ws.has_scm:
-                ignore_in_git(target)
+            pointer_file = ws.pointer_path(target)
+            pointer.write(pointer_file)
+            gitignore = ignore_in_git(target) if ws.has_scm else None
             results.append(
-                AddResult(ws.relpath(target), pointer.kind, snap.digest, snap.size, snap.files, batch.written)
+                AddResult(
+                    ws.relpath(target), pointer.kind, snap.digest, snap.size, snap.files, batch.written,
+                    str(pointer_file), None if gitignore is None else str(gitignore),
+                )
             )
         if any(kind in ("hardlink", "symlink") for kind in ws.config.get("cache.link")[:1]):
             from conveyor.versioning._checkout import checkout
@@ -86,7 +91,7 @@ def _check_targets(repo: Repo, targets: list[str | os.PathLike[str]]) -> list[Pa
     return resolved
 
 
-def ignore_in_git(target: Path) -> None:
+def ignore_in_git(target: Path) -> Path:
     """List ``/name`` in the ``.gitignore`` beside ``target`` so git keeps only the pointer."""
     gitignore = target.parent / ".gitignore"
     entry = "/" + target.name.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?").replace("[", "\\[")
@@ -97,7 +102,8 @@ def ignore_in_git(target: Path) -> None:
     except FileNotFoundError:
         text = ""
     if entry in text.splitlines():
-        return
+        return gitignore
     if text and not text.endswith("\n"):
         text += "\n"
     _fs.atomic_write_text(gitignore, text + entry + "\n")
+    return gitignore

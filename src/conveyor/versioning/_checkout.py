@@ -196,6 +196,8 @@ class Placer:
         self._make_parent(dest)
         while True:
             strategy = self.strategies[0]
+            if entry.executable and strategy in ("hardlink", "symlink"):
+                strategy = "copy"  # the cache's shared read-only inode cannot carry an execute bit
             try:
                 if strategy == "copy":
                     self._copy(src, entry, dest)
@@ -315,7 +317,7 @@ def unprotect(targets: list[str | os.PathLike[str]], *, workspace: Workspace | N
         resolved = [ws.resolve_target(t) for t in targets]
         for item in repo.tracked_for(resolved):
             paths = [item.target] if item.target.is_file() or item.target.is_symlink() else [
-                Path(path) for _rel, path, *_stat in repo.scan(item.target)
+                Path(path) for rel, path, *_stat in repo.scan(item.target) if item.selects(rel)
             ]
             for path in paths:
                 st = os.lstat(path)

@@ -91,7 +91,7 @@ class Tracked:
 class Repo:
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
-        self.odb = ObjectStore(workspace.cache_dir, workspace.tmp_dir)
+        self.odb = ObjectStore(workspace.cache_dir, workspace.cache_tmp_dir)
         self.state = StateDB(workspace.state_path)
 
     def close(self) -> None:
