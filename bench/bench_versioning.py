@@ -35,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,20 +98,54 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+# The measured command is started by this small launcher, not by the benchmark itself: a
+# child's ru_maxrss includes the memory of the process it was forked from, so forking
+# straight from this (large) process would bill its size to both tools alike.
+_LAUNCHER = """
+import os, sys, time
+fd = int(sys.argv[1])
+argv = sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+elapsed = time.perf_counter() - start
+os.write(fd, f"{usage.ru_maxrss} {elapsed!r}".encode())
+code = os.waitstatus_to_exitcode(status)
+os._exit(code if code >= 0 else 128 - code)
+"""
+
+
 def run_timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[Run, int, str, str]:
     """Run argv without a shell; return its wall time and peak RSS, exit code, stdout and stderr."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         os.sync()  # flush the writes of setup steps (and earlier commands) so they are not billed to this command
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: tell Popen so it does not wait
+        read_end, write_end = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-S", "-c", _LAUNCHER, str(write_end), *argv],
+                cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, pass_fds=(write_end,),
+            )
+            os.close(write_end)
+            report = b""
+            while chunk := os.read(read_end, 4096):
+                report += chunk
+            proc.wait()
+        finally:
+            os.close(read_end)
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode(errors="replace")
         stderr = err.read().decode(errors="replace")
-    return Run(seconds=elapsed, max_rss_kib=usage.ru_maxrss), proc.returncode, stdout, stderr
+    if not report:
+        raise BenchError(f"the launcher reported nothing for `{shlex.join(argv)}`:\n{stderr}")
+    max_rss_kib, elapsed = report.decode().split()
+    return Run(seconds=float(elapsed), max_rss_kib=int(max_rss_kib)), proc.returncode, stdout, stderr
 
 
 def run_checked(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
@@ -482,7 +515,8 @@ def markdown(bench: Bench, meta: dict[str, Any]) -> str:
         f"file, seeded random bytes (seed {meta['seed']}); each tool in its own fresh git repo, default link "
         "strategy (reflink, else copy); DVC with analytics and update check off.",
         f"- Wall time of one run (status: median of {STATUS_REPEATS}); peak RSS of the command's process tree "
-        "(`ru_maxrss` from `wait4`; status: the highest of the runs).",
+        "(`ru_maxrss` from `wait4`, forked from a small launcher so the benchmark's own memory is not counted; "
+        "status: the highest of the runs).",
         "",
         "| operation | conveyor (s) | DVC (s) | speed-up (DVC ÷ conveyor) "
         "| conveyor peak RSS (MiB) | DVC peak RSS (MiB) |",
@@ -582,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     stamp = started.strftime("%Y%m%d-%H%M%S")
     try:
-        tools = list(iter_tools(args.only, args.dvc_venv))
+        tools = list(iter_tools(args.only, args.dvc_venv.absolute()))
     except BenchError as error:
         progress(f"!!!!! SETUP FAILURE !!!!!\n{error}")
         return 2
