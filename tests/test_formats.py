@@ -88,3 +88,15 @@ def test_hand_edited_pointer_errors_name_the_field(edit: object, message: str) -
     assert parse(VALID, "data.csv.cvy").size == 10
     with pytest.raises(CorruptFileError, match=message.replace("[", r"\[")):
         parse(edit(VALID), "data.csv.cvy")  # type: ignore[operator]
+
+
+@given(name=names, kind=st.sampled_from(["file", "dir"]), digest=hashes, size=sizes, files=sizes)
+def test_the_fast_pointer_reader_agrees_with_yaml(name: str, kind: str, digest: str, size: int, files: int) -> None:
+    """Canonical pointers are read without YAML; the result must be what YAML reads."""
+    import yaml
+
+    text = Pointer(path=name, kind=kind, digest=digest, size=size, files=files).dump()  # type: ignore[arg-type]
+    doc = yaml.safe_load(text)
+    assert parse(text, f"{name}.cvy") == Pointer(
+        doc["path"], doc["kind"], doc["hash"].removeprefix("blake3:"), doc["size"], doc["files"]
+    )

@@ -8,6 +8,7 @@ file and the field, never silently used.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,12 @@ SCHEMA = 1
 _HEADER = "# Tracked by conveyor: 'conveyor checkout' restores the data this file names.\n"
 
 Kind = Literal["file", "dir"]
+
+# The exact text dump() writes for a name YAML leaves unquoted (the usual case).
+_CANONICAL = re.compile(
+    r"(?:#[^\n]*\n)*schema: 1\npath: (?P<path>[A-Za-z0-9_][A-Za-z0-9_.-]*)\nkind: (?P<kind>file|dir)\n"
+    r"hash: blake3:(?P<hash>[0-9a-f]{64})\nsize: (?P<size>0|[1-9][0-9]*)\nfiles: (?P<files>0|[1-9][0-9]*)\n"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +72,16 @@ def parse(text: str, pointer_file: Path | str, *, name: str | None = None) -> Po
     ``name`` is the pointer file's own name when ``pointer_file`` is only a label
     (``REV:path`` for a pointer read from git).
     """
+    expected = os.path.basename(name or str(pointer_file))[: -len(".cvy")]
+    canonical = _CANONICAL.fullmatch(text)
+    if canonical is not None and canonical["path"] == expected:
+        # exactly what dump() writes, for a plain name: no YAML parser needed (nor its import)
+        plain_kind: Kind = "dir" if canonical["kind"] == "dir" else "file"
+        return Pointer(expected, plain_kind, canonical["hash"], int(canonical["size"]), int(canonical["files"]))
     import yaml
 
     try:
-        doc: Any = yaml.safe_load(text)
+        doc: Any = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -81,7 +94,6 @@ def parse(text: str, pointer_file: Path | str, *, name: str | None = None) -> Po
     if unknown:
         raise _bad(pointer_file, f"unknown field '{sorted(unknown)[0]}'")
     path = doc.get("path")
-    expected = os.path.basename(name or str(pointer_file))[: -len(".cvy")]
     if not isinstance(path, str) or path != expected:
         raise _bad(pointer_file, f"field 'path' must be {expected!r}, got {path!r}")
     kind = doc.get("kind")

@@ -54,10 +54,10 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-# One file found below a tracked folder: (rel, path, ino, mtime_ns, size, mode), with ``rel``
-# relative to the folder in POSIX form and ``path`` absolute. Plain tuples, not named ones:
-# a scan makes 100,000 of them and is the hot path of a no-op status.
-ScanRow = tuple[str, str, int, int, int, int]
+# One file found below a tracked folder: (rel, ino, mtime_ns, size, mode), with ``rel``
+# relative to the folder in POSIX form (its absolute path is ``f"{folder}/{rel}"``). Plain
+# tuples, not named ones: a scan makes 100,000 of them and is the hot path of a no-op status.
+ScanRow = tuple[str, int, int, int, int]
 
 
 @dataclass(slots=True)
@@ -211,7 +211,7 @@ class Repo:
                                 hint="track the folder or the paths inside it, not both",
                             )
                         if not name.startswith(_fs.TMP_PREFIX):
-                            append((prefix + name, f"{path}/{name}", st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode))
+                            append((prefix + name, st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode))
                     elif kind == 0o040000:
                         stack.append((f"{path}/{name}", f"{prefix}{name}/"))
                     # fifos, sockets and devices are not data
@@ -244,13 +244,13 @@ class Repo:
         next status need not read it again."""
         files = self.scan(folder)
         remembered: dict[str, tuple[Any, ...]] = {}
-        for rel, _path, ino, mtime_ns, size, _mode in files:
+        for rel, ino, mtime_ns, size, _mode in files:
             entry = manifest.entries.get(rel)
             if entry is None or entry.size != size:
                 return  # something else changed it meanwhile: let the next status hash it
             remembered[rel] = (ino, mtime_ns, size, entry.digest, entry.executable)
         if len(remembered) == len(manifest):
-            max_mtime = max((f[3] for f in files), default=0)
+            max_mtime = max((f[2] for f in files), default=0)
             self.state.put_tree(str(folder), self.fingerprint(files), digest, max_mtime, remembered)
             self.state.mark_stored(str(folder), digest)  # it was just checked out of the cache
 
@@ -282,7 +282,7 @@ class Repo:
         files = self.scan(folder)
         fingerprint = self.fingerprint(files)
         known = self.state.get_tree(str(folder))
-        snap = Snapshot("dir", None, sum(f[4] for f in files), len(files), scanned=files, known=known)
+        snap = Snapshot("dir", None, sum(f[3] for f in files), len(files), scanned=files, known=known)
         if known is not None and known.matches(fingerprint):
             snap.digest = known.digest
             if batch is None or batch.has(known.digest):
@@ -303,7 +303,7 @@ class Repo:
             make = tuple.__new__
             snap.manifest = Manifest(
                 {rel: make(Entry, (rel, rows[rel][3], size, int(mode & _EXEC_BITS != 0)))
-                 for rel, _path, _ino, _mtime, size, mode in snap.scanned}
+                 for rel, _ino, _mtime, size, mode in snap.scanned}
             )
         else:
             self._hash_dir(folder, snap, known, fingerprint, None)
@@ -321,7 +321,8 @@ class Repo:
         still racy) file would cost more than hashing that file again.
         """
         files = snap.scanned
-        entries: list[Entry] = []
+        base = str(folder)
+        entries: dict[str, Entry] = {}
         remembered: dict[str, tuple[Any, ...]] = {}
         rows = known.files if known is not None else {}
         trusted_before = known.recorded_ns - RACY_NS if known is not None else 0
@@ -332,29 +333,33 @@ class Repo:
         hashed = 0
         make = tuple.__new__  # 100,000 entries: skip NamedTuple's Python-level __new__
         with Progress(f"hashing {self.ws.relpath(folder)}", total=len(files)) as bar:
-            for rel, path, ino, mtime_ns, size, mode in files:
+            for rel, ino, mtime_ns, size, mode in files:
+                executable = 1 if mode & _EXEC_BITS else 0
                 row = rows.get(rel)
                 if row is not None and row[0] == ino and row[1] == mtime_ns and row[2] == size:
                     # the same file as recorded; trusted unless changed within a timestamp tick of it
                     digest: str | None = row[3] if mtime_ns < trusted_before else None
                 else:
                     digest = None
-                if digest is not None and (batch is None or digest in present):
-                    pass  # unchanged (and stored): the common case, kept cheap
-                elif batch is not None:
-                    digest, size = batch.add_file(path, known_digest=digest, size=size)
+                if digest is not None and row is not None and (batch is None or digest in present):
+                    # unchanged (and stored): the common case, kept cheap
+                    entries[rel] = make(Entry, (rel, digest, size, executable))
+                    remembered[rel] = row if row[4] == executable else (ino, mtime_ns, size, digest, executable)
+                    bar.update()
+                    continue
+                if batch is not None:
+                    digest, size = batch.add_file(f"{base}/{rel}", known_digest=digest, size=size)
                     hashed += 1
                 else:
-                    digest, size = hash_file(path)
+                    digest, size = hash_file(f"{base}/{rel}")
                     hashed += 1
-                executable = 1 if mode & _EXEC_BITS else 0
-                entries.append(make(Entry, (rel, digest, size, executable)))
+                entries[rel] = make(Entry, (rel, digest, size, executable))
                 remembered[rel] = (ino, mtime_ns, size, digest, executable)
                 bar.update()
-        manifest = snap.manifest = Manifest.from_entries(entries)
+        manifest = snap.manifest = Manifest(entries)
         data = manifest.to_bytes()
         snap.digest = batch.add_bytes(data) if batch is not None else hash_bytes(data)
-        max_mtime = max((f[3] for f in files), default=0)
+        max_mtime = max((f[2] for f in files), default=0)
         settled = time.time_ns() - max_mtime > RACY_NS  # recorded now, the fingerprint will be trusted
         if batch is not None or settled or hashed >= max(100, len(files) // 100):
             self.state.put_tree(str(folder), fingerprint, snap.digest, max_mtime, remembered)

@@ -72,7 +72,7 @@ def _find_missing(repo: Repo, items: list[Tracked], report: VerifyReport) -> Non
 def _verify_tracked(repo: Repo, target: Path, expected: str, report: VerifyReport) -> int:
     if not target.exists():
         return 0
-    paths = [str(target)] if target.is_file() else [path for _rel, path, *_stat in repo.scan(target)]
+    paths = [str(target)] if target.is_file() else [f"{target}/{rel}" for rel, *_stat in repo.scan(target)]
     stale = False
     for path in paths:
         claimed = repo.state.get(path, Stat.of(os.stat(path)))
