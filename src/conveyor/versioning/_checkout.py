@@ -317,7 +317,7 @@ def unprotect(targets: list[str | os.PathLike[str]], *, workspace: Workspace | N
         resolved = [ws.resolve_target(t) for t in targets]
         for item in repo.tracked_for(resolved):
             paths = [item.target] if item.target.is_file() or item.target.is_symlink() else [
-                item.target / rel for rel, *_stat in repo.scan(item.target) if item.selects(rel)
+                item.target / rel for rel, *_stat in sorted(repo.scan(item.target)) if item.selects(rel)
             ]
             for path in paths:
                 st = os.lstat(path)

@@ -183,7 +183,7 @@ class Repo:
     # -- what is in the workspace --------------------------------------------------------
 
     def scan(self, folder: Path) -> list[ScanRow]:
-        """Every regular file below ``folder``, sorted; symlinks must stay inside the workspace.
+        """Every regular file below ``folder``, in directory order; symlinks must stay inside.
 
         The loop is the hot path of a no-op status (one stat per file), so it builds plain
         tuples and keeps per-file work to the minimum: ``listdir`` and ``lstat`` relative to
@@ -217,8 +217,7 @@ class Repo:
                     # fifos, sockets and devices are not data
             finally:
                 os.close(fd)
-        rows.sort()
-        return rows
+        return rows  # in directory order: stable while the folder is unchanged, and sorting costs
 
     def _check_symlink(self, path: str) -> None:
         real = os.path.realpath(path)

@@ -64,9 +64,9 @@ def path_status(repo: Repo, item: Tracked) -> PathStatus | None:
         old = _version_files(repo, current, pointer.digest)
         if old is not None:
             new = {p: (e.digest, e.executable) for p, e in repo.fill_manifest(item.target, current).entries.items()}
-            added = tuple(p for p in new if p not in old and item.selects(p))
-            deleted = tuple(p for p in old if p not in new and item.selects(p))
-            modified = tuple(p for p, e in new.items() if p in old and old[p] != e and item.selects(p))
+            added = tuple(sorted(p for p in new if p not in old and item.selects(p)))
+            deleted = tuple(sorted(p for p in old if p not in new and item.selects(p)))
+            modified = tuple(sorted(p for p, e in new.items() if p in old and old[p] != e and item.selects(p)))
             if item.only is not None and not (added or deleted or modified):
                 return None  # the folder changed, but not where the user looked
             return PathStatus(item.rel, "modified", added, deleted, modified)
