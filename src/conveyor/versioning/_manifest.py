@@ -69,7 +69,8 @@ class Manifest:
         return len(self.entries)
 
     def to_bytes(self) -> bytes:
-        lines = [f"{e[1]} {e[2]} {e[3]} {_escape(e[0])}\n" for e in sorted(self.entries.values())]
+        entries = self.entries
+        lines = [f"{e[1]} {e[2]} {e[3]} {_escape(e[0])}\n" for e in map(entries.__getitem__, sorted(entries))]
         return (_HEADER + "".join(lines)).encode()
 
     @classmethod
