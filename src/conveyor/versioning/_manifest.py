@@ -70,7 +70,12 @@ class Manifest:
 
     def to_bytes(self) -> bytes:
         entries = self.entries
-        lines = [f"{e[1]} {e[2]} {e[3]} {_escape(e[0])}\n" for e in map(entries.__getitem__, sorted(entries))]
+        paths = sorted(entries)
+        everything = "".join(paths)
+        if "\\" in everything or "\n" in everything:
+            lines = [f"{e[1]} {e[2]} {e[3]} {_escape(e[0])}\n" for e in map(entries.__getitem__, paths)]
+        else:  # the usual case: no path needs escaping, so skip a call per file
+            lines = [f"{e[1]} {e[2]} {e[3]} {e[0]}\n" for e in map(entries.__getitem__, paths)]
         return (_HEADER + "".join(lines)).encode()
 
     @classmethod

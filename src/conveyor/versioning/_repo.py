@@ -197,21 +197,27 @@ class Repo:
             path, prefix = stack.pop()
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                for name in os.listdir(fd):
+                names = os.listdir(fd)
+                # one C-level search per folder instead of two string tests per file
+                joined = "\0" + "\0".join(names) + "\0"
+                careful = POINTER_SUFFIX + "\0" in joined or "\0" + _fs.TMP_PREFIX in joined
+                for name in names:
                     st = lstat(name, dir_fd=fd)
-                    kind = st.st_mode & 0o170000
+                    mode = st.st_mode
+                    kind = mode & 0o170000
                     if kind == 0o120000:  # a symlink: allowed to a file inside the workspace
                         self._check_symlink(f"{path}/{name}")
                         st = os.stat(name, dir_fd=fd)
-                        kind = st.st_mode & 0o170000
+                        mode = st.st_mode
+                        kind = mode & 0o170000
                     if kind == 0o100000:
-                        if name.endswith(POINTER_SUFFIX):
+                        if careful and name.endswith(POINTER_SUFFIX):
                             raise PathError(
                                 f"{path}/{name}: a tracked path inside the folder being tracked",
                                 hint="track the folder or the paths inside it, not both",
                             )
-                        if not name.startswith(_fs.TMP_PREFIX):
-                            append((prefix + name, st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode))
+                        if not (careful and name.startswith(_fs.TMP_PREFIX)):
+                            append((prefix + name, st.st_ino, st.st_mtime_ns, st.st_size, mode))
                     elif kind == 0o040000:
                         stack.append((f"{path}/{name}", f"{prefix}{name}/"))
                     # fifos, sockets and devices are not data
@@ -325,10 +331,9 @@ class Repo:
         remembered: dict[str, tuple[Any, ...]] = {}
         rows = known.files if known is not None else {}
         trusted_before = known.recorded_ns - RACY_NS if known is not None else 0
-        present: set[str] = set()
-        if batch is not None and rows:
-            digests = {row[3] for row in rows.values()}
-            present = digests if known is not None and known.all_stored else batch.learn_present(digests)
+        present: set[str] | None = None  # None: every remembered hash is stored (or nothing is stored)
+        if batch is not None and rows and not (known is not None and known.all_stored):
+            present = batch.learn_present({row[3] for row in rows.values()})
         hashed = 0
         make = tuple.__new__  # 100,000 entries: skip NamedTuple's Python-level __new__
         with Progress(f"hashing {self.ws.relpath(folder)}", total=len(files)) as bar:
@@ -340,7 +345,7 @@ class Repo:
                     digest: str | None = row[3] if mtime_ns < trusted_before else None
                 else:
                     digest = None
-                if digest is not None and row is not None and (batch is None or digest in present):
+                if digest is not None and row is not None and (present is None or digest in present):
                     # unchanged (and stored): the common case, kept cheap
                     entries[rel] = make(Entry, (rel, digest, size, executable))
                     remembered[rel] = row if row[4] == executable else (ino, mtime_ns, size, digest, executable)
