@@ -31,6 +31,14 @@ from conveyor.versioning._repo import Repo, Tracked
 from conveyor.versioning._state import Stat
 from conveyor.workspace import Workspace
 
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
 _UNSUPPORTED = (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.EBADF, errno.ENOSYS)
 
 
@@ -241,9 +249,10 @@ class Placer:
         return _fs.tmp_name(self.repo.ws.tmp_dir)
 
     def _publish(self, tmp: str, dest: str) -> None:
-        if os.path.isdir(dest) and not os.path.islink(dest):
-            _fs.remove(dest)
         try:
+            _fs.publish(tmp, dest)
+        except IsADirectoryError:  # a folder stands where the pointer's version has a file
+            _fs.remove(dest)
             _fs.publish(tmp, dest)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
@@ -266,7 +275,7 @@ class Placer:
             try:
                 out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
                 try:
-                    if os.fstat(src_fd).st_size <= SMALL_FILE:
+                    if entry.size <= SMALL_FILE:  # one read, then verify before writing
                         data = os.read(src_fd, SMALL_FILE + 1)
                         digest = hash_bytes(data)
                         if digest == entry.digest:
@@ -282,7 +291,8 @@ class Placer:
                     f"{src}: cache object is corrupt (its content does not match its hash); {dest} was left as it was",
                     hint="run 'conveyor verify', delete the object and restore it with 'conveyor add' or a fetch",
                 )
-            os.chmod(tmp, mode)
+            if mode & _UMASK:  # open() applied the umask; the recorded mode wins
+                os.chmod(tmp, mode)
             self._publish(tmp, dest)
 
     def _link(self, strategy: str, src: str, entry: Entry, dest: str) -> None:
