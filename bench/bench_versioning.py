@@ -326,13 +326,16 @@ class Bench:
         repo: Path,
         repeats: int = 1,
         check: OutputCheck | None = None,
+        before: Callable[[int], None] | None = None,
     ) -> Measurement:
-        """Time argv (repeats times); raise BenchError if it fails or `check` rejects its output."""
+        """Time argv (repeats times, each after `before(i)`, untimed); raise BenchError on failure."""
         if operation not in self.operations:
             raise AssertionError(f"operation {operation!r} is not a table row")
         measurement = Measurement(tool.name, operation, argv)
         self.measurements.append(measurement)
-        for _ in range(repeats):
+        for i in range(repeats):
+            if before is not None:
+                before(i)
             run, code, stdout, stderr = run_timed(argv, repo, tool.env)
             measurement.runs.append(run)
             problem = f"exited with {code}" if code != 0 else (check(stdout) if check else None)
@@ -391,13 +394,23 @@ class Bench:
         replace_file(repo / changed, new_content)
         changed_check = tool.status_changed_check(changed)
         self.measure(tool, "status after 1 change" + where, tool.status(), repo, STATUS_REPEATS, changed_check)
-        self.measure(tool, "re-add after 1 change" + where, tool.add(DATA), repo)
+
+        def change_another(i: int) -> None:  # round 0 re-adds the change status saw; later rounds make a new one
+            nonlocal changed, new_content
+            if i:
+                changed = file_name(count // 2 + i)
+                new_content = random.Random(self.seed + 1 + i).randbytes(FILE_SIZE)
+                replace_file(repo / changed, new_content)
+
+        self.measure(tool, "re-add after 1 change" + where, tool.add(DATA), repo, STATUS_REPEATS, before=change_another)
         if pointer.read_text() == first_pointer:
             raise BenchError(f"[{tool.name}] re-add after 1 change left {pointer.name} unchanged")
         self.commit(repo, f"change {changed}")
 
-        shutil.rmtree(repo / DATA)
-        self.measure(tool, "checkout deleted folder" + where, tool.checkout(DATA), repo)
+        self.measure(
+            tool, "checkout deleted folder" + where, tool.checkout(DATA), repo, STATUS_REPEATS,
+            before=lambda _i: shutil.rmtree(repo / DATA),
+        )
         problems = []
         if (found := count_files(repo / DATA)) != count:
             problems.append(f"{found:,} files instead of {count:,}")
@@ -514,7 +527,8 @@ def markdown(bench: Bench, meta: dict[str, Any]) -> str:
         f"- Data: files of {FILE_SIZE} bytes, {FILES_PER_DIR:,} per folder, and one {size_label(meta['big_mib'])} "
         f"file, seeded random bytes (seed {meta['seed']}); each tool in its own fresh git repo, default link "
         "strategy (reflink, else copy); DVC with analytics and update check off.",
-        f"- Wall time of one run (status: median of {STATUS_REPEATS}); peak RSS of the command's process tree "
+        f"- Wall time of one run (status, re-add and checkout: median of {STATUS_REPEATS} runs); peak RSS of the "
+        "command's process tree "
         "(`ru_maxrss` from `wait4`, forked from a small launcher so the benchmark's own memory is not counted; "
         "status: the highest of the runs).",
         "",
