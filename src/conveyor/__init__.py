@@ -6,8 +6,9 @@ lazily so that ``import conveyor`` (and ``conveyor --help``) stays fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from conveyor._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -53,10 +54,4 @@ if TYPE_CHECKING:
     from conveyor.workspace import Workspace as Workspace
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

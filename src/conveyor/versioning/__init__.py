@@ -8,8 +8,9 @@ does not pay for importing ``checkout`` or ``gc``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from conveyor._lazy import lazy_exports
 
 _EXPORTS = {
     "AddResult": "_add",
@@ -65,10 +66,4 @@ if TYPE_CHECKING:
     from conveyor.versioning._verify import verify as verify
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'conveyor.versioning' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"conveyor.versioning.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _EXPORTS.items()})
