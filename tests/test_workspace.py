@@ -19,9 +19,11 @@ def test_init_creates_the_workspace_and_its_gitignore(project: Project) -> None:
     assert tracked == [".conveyor/.gitignore", ".conveyor/config"]
     # the state database, cache and lock stay out of git once they exist
     project.write("d.txt", "x")
-    project.ok("add", "d.txt")
-    assert project.git("status", "--porcelain", "--ignored", ".conveyor").count("!!") >= 2
-    assert "state.db" not in project.git("status", "--porcelain", ".conveyor")
+    project.write("folder/e.txt", "y")
+    project.ok("add", "d.txt", "folder")
+    assert (project.root / ".conveyor" / "state.db.trees").is_dir()
+    assert project.git("status", "--porcelain", "--ignored", ".conveyor").count("!!") >= 3
+    assert project.git("status", "--porcelain", "--untracked-files=all", ".conveyor") == ""
 
 
 def test_init_outside_git_refuses_with_the_fix(plain_dir: Project) -> None:

@@ -35,6 +35,7 @@ _CONVEYOR_GITIGNORE = """\
 /tmp/
 /state.db
 /state.db-*
+/state.db.trees/
 /lock
 /config.local
 """
