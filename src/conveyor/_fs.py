@@ -163,10 +163,6 @@ def reflink(src: str, dst: str) -> None:
         os.close(src_fd)
 
 
-def is_no_space(exc: OSError) -> bool:
-    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
-
-
 def sweep_tmp(directory: str | os.PathLike[str]) -> int:
     """Empty conveyor's private temp folder of what killed processes left.
 

@@ -245,9 +245,6 @@ class Placer:
             self._state_rows.append((src, st, digest))
         self._verified.add(digest)
 
-    def _tmp_for(self, dest: str) -> str:
-        return _fs.tmp_name(self.repo.ws.tmp_dir)
-
     def _publish(self, tmp: str, dest: str) -> None:
         try:
             _fs.publish(tmp, dest)
@@ -268,7 +265,7 @@ class Placer:
                 os.replace(local, dest)
 
     def _copy(self, src: str, entry: Entry, dest: str) -> None:
-        tmp = self._tmp_for(dest)
+        tmp = _fs.tmp_name(self.repo.ws.tmp_dir)
         mode = 0o755 if entry.executable else 0o644
         with _fs.removing_on_error(tmp):
             src_fd = os.open(src, os.O_RDONLY)
@@ -296,7 +293,7 @@ class Placer:
             self._publish(tmp, dest)
 
     def _link(self, strategy: str, src: str, entry: Entry, dest: str) -> None:
-        tmp = self._tmp_for(dest)
+        tmp = _fs.tmp_name(self.repo.ws.tmp_dir)
         with _fs.removing_on_error(tmp):
             if strategy == "reflink":
                 _fs.reflink(src, tmp)
