@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -143,3 +144,34 @@ def test_checkout_of_an_untracked_path(project: Project) -> None:
     assert result.code == 2
     assert "free.txt: not tracked by conveyor" in one_error_line(result.err)
     assert "conveyor add free.txt" in result.err
+
+
+def test_a_pointer_git_would_ignore_is_refused(project: Project) -> None:
+    (project.root / ".gitignore").write_text("out/\n")
+    project.commit("ignore out")
+    project.write("out/model.bin", "m")
+    result = project.cvy("add", "out/model.bin")
+    assert result.code == 2
+    line = one_error_line(result.err)
+    assert "out/model.bin.cvy: git ignores this path" in line and "!*.cvy" in line
+    assert not (project.root / "out" / "model.bin.cvy").exists()
+    (project.root / ".gitignore").write_text("out/*\n!out/*.cvy\n")
+    project.ok("add", "out/model.bin")
+    assert json.loads(project.ok("status", "--json"))["tracked"] == 1
+
+
+def test_a_name_with_a_line_break_is_refused(project: Project) -> None:
+    project.write("odd\nname.csv", "x")
+    result = project.cvy("add", "odd\nname.csv")
+    assert result.code == 2
+    assert "a name with a line break cannot be listed in .gitignore" in result.err
+    assert not (project.root / ".gitignore").exists()
+
+
+def test_a_damaged_state_database_is_rebuilt(project: Project) -> None:
+    project.write("a.txt", "a")
+    project.ok("add", "a.txt")
+    (project.root / ".conveyor" / "state.db").write_bytes(b"this is not sqlite" * 100)
+    for name in ("state.db-wal", "state.db-shm"):
+        (project.root / ".conveyor" / name).unlink(missing_ok=True)
+    assert "in sync" in project.ok("status")

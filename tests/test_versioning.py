@@ -449,19 +449,37 @@ def test_verify_finds_corrupt_objects(project: Project) -> None:
 
 
 def test_verify_repairs_a_lying_state_database(project: Project) -> None:
+    import sqlite3
+
     path = project.write("a.txt", "aaaa")
     old = 1_000_000_000
     os.utime(path, ns=(old, old))
     project.ok("add", "a.txt")
-    st = path.stat()
-    with open(path, "r+b") as handle:  # defeat the state database on purpose
-        handle.write(b"bbbb")
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert "in sync" in project.ok("status")  # fooled: the entry is old, so it is trusted
+    assert "in sync" in project.ok("status")
+    with sqlite3.connect(project.root / ".conveyor" / "state.db") as db:  # damage it on purpose
+        db.execute("UPDATE files SET digest = ? WHERE path = ?", ("f" * 64, str(path)))
+    assert "modified: a.txt" in project.ok("status")  # fooled by its own cache
     report = json.loads(project.ok("verify", "--json"))
     assert report["stale_state"] == ["a.txt"]
-    assert report["modified"] == ["a.txt"]
-    assert "modified: a.txt" in project.ok("status")  # and status knows the truth again
+    assert report["modified"] == []
+    assert "in sync" in project.ok("status")  # and status knows the truth again
+
+
+def test_a_rewrite_that_restores_the_mtime_is_seen(project: Project) -> None:
+    """cp -p, rsync -t and tar -x rewrite a file and set its old mtime back: the ctime tells."""
+    old = 1_000_000_000
+    path = project.write("d/a.txt", "aaaa")
+    single = project.write("b.txt", "bbbb")
+    for p in (path, single):
+        os.utime(p, ns=(old, old))
+    project.ok("add", "d", "b.txt")
+    for p, content in ((path, b"AAAA"), (single, b"BBBB")):
+        with open(p, "r+b") as handle:  # same inode, same size
+            handle.write(content)
+        os.utime(p, ns=(old, old))
+    entries = changed(project)
+    assert entries["d"]["modified"] == ["a.txt"]
+    assert entries["b.txt"]["state"] == "modified"
 
 
 def _remove_tree(path: Path) -> None:
@@ -559,3 +577,16 @@ def test_unknown_key_in_a_config_file_names_the_file(project: Project) -> None:
     result = project.cvy("status")
     assert result.code == 2
     assert "config.local: unknown config key 'cache.lnk'" in result.err and "did you mean 'cache.link'" in result.err
+
+
+def test_objects_deleted_by_hand_come_back_with_verify_then_add(project: Project) -> None:
+    old = 1_000_000_000
+    for name in ("f1", "f2"):
+        os.utime(project.write(f"data/{name}", name), ns=(old, old))
+    project.ok("add", "data")
+    for obj in project.cache_objects():
+        obj.unlink()
+    assert project.cvy("verify").code == 1  # reports them, and withdraws what the state vouched for
+    project.ok("add", "data")
+    assert len(project.cache_objects()) == 3
+    assert project.cvy("verify").code == 0

@@ -74,3 +74,20 @@ def files_in_history(root: Path, suffix: str) -> list[tuple[str, bytes]]:
             seen[blob] = path
     ids = list(seen)
     return [(seen[b], data) for b, data in zip(ids, read_blobs(root, ids), strict=True)]
+
+
+def ignored(root: Path, paths: list[str]) -> set[str]:
+    """Those of ``paths`` (relative to ``root``) that git's ignore rules would hide."""
+    if not paths:
+        return set()
+    proc = subprocess.run(
+        ["git", "check-ignore", "--no-index", "-z", "--stdin"],
+        cwd=root,
+        input="\0".join(paths).encode() + b"\0",
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode not in (0, 1):  # 1: none of them is ignored
+        message = proc.stderr.decode(errors="replace").strip()
+        raise UsageError(f"git check-ignore: {message or 'failed'}")
+    return {p.decode() for p in proc.stdout.split(b"\0") if p}

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from conveyor import _fs
+from conveyor import _fs, _git
 from conveyor.errors import PathError
 from conveyor.versioning._pointer import Pointer
 from conveyor.versioning._repo import Repo
@@ -86,8 +86,23 @@ def _check_targets(repo: Repo, targets: list[str | os.PathLike[str]]) -> list[Pa
                 f"{raw}: inside the tracked folder {rel}",
                 hint=f"re-add the whole folder with 'conveyor add {rel}'",
             )
+        if repo.ws.has_scm and any(c in target.name for c in "\n\r"):
+            raise PathError(
+                f"{raw!r}: a name with a line break cannot be listed in .gitignore",
+                hint="rename it before tracking it",
+            )
         if target not in resolved:
             resolved.append(target)
+    if repo.ws.has_scm:
+        # a pointer git ignores is invisible to status, checkout and gc: refuse to write one
+        pointers = [repo.ws.relpath(repo.ws.pointer_path(t)) for t in resolved]
+        hidden = _git.ignored(repo.ws.root, pointers)
+        if hidden:
+            first = sorted(hidden)[0]
+            raise PathError(
+                f"{first}: git ignores this path, so the pointer file would be lost",
+                hint="let git see pointer files (for example add '!*.cvy' to the .gitignore that hides it)",
+            )
     return resolved
 
 

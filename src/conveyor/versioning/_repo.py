@@ -54,10 +54,10 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-# One file found below a tracked folder: (rel, ino, mtime_ns, size, mode), with ``rel``
+# One file found below a tracked folder: (rel, ino, mtime_ns, size, mode, ctime_ns), with ``rel``
 # relative to the folder in POSIX form (its absolute path is ``f"{folder}/{rel}"``). Plain
 # tuples, not named ones: a scan makes 100,000 of them and is the hot path of a no-op status.
-ScanRow = tuple[str, int, int, int, int]
+ScanRow = tuple[str, int, int, int, int, int]
 
 
 @dataclass(slots=True)
@@ -217,7 +217,7 @@ class Repo:
                                 hint="track the folder or the paths inside it, not both",
                             )
                         if not (careful and name.startswith(_fs.TMP_PREFIX)):
-                            append((prefix + name, st.st_ino, st.st_mtime_ns, st.st_size, mode))
+                            append((prefix + name, st.st_ino, st.st_mtime_ns, st.st_size, mode, st.st_ctime_ns))
                     elif kind == 0o040000:
                         stack.append((f"{path}/{name}", f"{prefix}{name}/"))
                     # fifos, sockets and devices are not data
@@ -249,11 +249,11 @@ class Repo:
         next status need not read it again."""
         files = self.scan(folder)
         remembered: dict[str, tuple[Any, ...]] = {}
-        for rel, ino, mtime_ns, size, _mode in files:
+        for rel, ino, mtime_ns, size, _mode, ctime_ns in files:
             entry = manifest.entries.get(rel)
             if entry is None or entry.size != size:
                 return  # something else changed it meanwhile: let the next status hash it
-            remembered[rel] = (ino, mtime_ns, size, entry.digest, entry.executable)
+            remembered[rel] = (ino, mtime_ns, size, entry.digest, entry.executable, ctime_ns)
         if len(remembered) == len(manifest):
             max_mtime = max((f[2] for f in files), default=0)
             self.state.put_tree(str(folder), self.fingerprint(files), digest, max_mtime, remembered)
@@ -290,7 +290,8 @@ class Repo:
         snap = Snapshot("dir", None, sum(f[3] for f in files), len(files), scanned=files, known=known)
         if known is not None and known.matches(fingerprint):
             snap.digest = known.digest
-            if batch is None or batch.has(known.digest):
+            # for an add, every object must be stored too: the manifest alone does not say so
+            if batch is None or (known.all_stored and batch.has(known.digest)):
                 if need_manifest:
                     self.fill_manifest(folder, snap)
                 return snap
@@ -308,7 +309,7 @@ class Repo:
             make = tuple.__new__
             snap.manifest = Manifest(
                 {rel: make(Entry, (rel, rows[rel][3], size, int(mode & _EXEC_BITS != 0)))
-                 for rel, _ino, _mtime, size, mode in snap.scanned}
+                 for rel, _ino, _mtime, size, mode, _ctime in snap.scanned}
             )
         else:
             self._hash_dir(folder, snap, known, fingerprint, None)
@@ -337,10 +338,10 @@ class Repo:
         hashed = 0
         make = tuple.__new__  # 100,000 entries: skip NamedTuple's Python-level __new__
         with Progress(f"hashing {self.ws.relpath(folder)}", total=len(files)) as bar:
-            for rel, ino, mtime_ns, size, mode in files:
+            for rel, ino, mtime_ns, size, mode, ctime_ns in files:
                 executable = 1 if mode & _EXEC_BITS else 0
                 row = rows.get(rel)
-                if row is not None and row[0] == ino and row[1] == mtime_ns and row[2] == size:
+                if row is not None and row[0] == ino and row[1] == mtime_ns and row[2] == size and row[5] == ctime_ns:
                     # the same file as recorded; trusted unless changed within a timestamp tick of it
                     digest: str | None = row[3] if mtime_ns < trusted_before else None
                 else:
@@ -348,7 +349,8 @@ class Repo:
                 if digest is not None and row is not None and (present is None or digest in present):
                     # unchanged (and stored): the common case, kept cheap
                     entries[rel] = make(Entry, (rel, digest, size, executable))
-                    remembered[rel] = row if row[4] == executable else (ino, mtime_ns, size, digest, executable)
+                    same_mode = row[4] == executable
+                    remembered[rel] = row if same_mode else (ino, mtime_ns, size, digest, executable, ctime_ns)
                     bar.update()
                     continue
                 if batch is not None:
@@ -358,7 +360,7 @@ class Repo:
                     digest, size = hash_file(f"{base}/{rel}")
                     hashed += 1
                 entries[rel] = make(Entry, (rel, digest, size, executable))
-                remembered[rel] = (ino, mtime_ns, size, digest, executable)
+                remembered[rel] = (ino, mtime_ns, size, digest, executable, ctime_ns)
                 bar.update()
         manifest = snap.manifest = Manifest(entries)
         data = manifest.to_bytes()

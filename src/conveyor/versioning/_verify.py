@@ -33,7 +33,7 @@ def verify(*, cache: bool = True, files: bool = True, workspace: Workspace | Non
     """Re-hash the cache and the tracked workspace files; report anything that does not match."""
     ws = workspace or Workspace.find()
     report = VerifyReport()
-    with Repo(ws) as repo:
+    with ws.lock(), Repo(ws) as repo:  # it may repair the state database: one writer at a time
         if cache:
             digests = list(repo.odb.iter_digests())
             with Progress("verifying cache", total=len(digests), unit="object") as bar:
