@@ -28,7 +28,7 @@ test: $(VENV)/.test-installed
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests bench demo
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff format --check src tests bench demo
 	$(BIN)/mypy
 
 bench: $(VENV)/.demo-installed

@@ -129,7 +129,12 @@ def run_timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[Run, int
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-S", "-c", _LAUNCHER, str(write_end), *argv],
-                cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, pass_fds=(write_end,),
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                pass_fds=(write_end,),
             )
             os.close(write_end)
             report = b""
@@ -408,7 +413,11 @@ class Bench:
         self.commit(repo, f"change {changed}")
 
         self.measure(
-            tool, "checkout deleted folder" + where, tool.checkout(DATA), repo, STATUS_REPEATS,
+            tool,
+            "checkout deleted folder" + where,
+            tool.checkout(DATA),
+            repo,
+            STATUS_REPEATS,
             before=lambda _i: shutil.rmtree(repo / DATA),
         )
         problems = []

@@ -106,8 +106,9 @@ def _run_on_a_terminal(project: Project, *args: str, delay: str) -> str:
 
     leader, follower = pty.openpty()
     env = {**os.environ, "CONVEYOR_PROGRESS_DELAY": delay, "COLUMNS": "100"}
-    proc = subprocess.Popen([CONVEYOR_BIN, *args], cwd=project.root, stdout=subprocess.DEVNULL,
-                            stderr=follower, env=env)
+    proc = subprocess.Popen(
+        [CONVEYOR_BIN, *args], cwd=project.root, stdout=subprocess.DEVNULL, stderr=follower, env=env
+    )
     os.close(follower)
     chunks = []
     while True:

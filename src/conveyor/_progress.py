@@ -24,8 +24,15 @@ class Progress:
             # A terminal that reports no size (a fresh pty) would otherwise hide the bar.
             size = shutil.get_terminal_size(fallback=(80, 24))
             self._bar = tqdm(
-                total=total, desc=desc, unit=unit, delay=_delay(), leave=False, file=sys.stderr,
-                unit_scale=unit == "B", ncols=min(size.columns, 120), nrows=max(size.lines, 2),
+                total=total,
+                desc=desc,
+                unit=unit,
+                delay=_delay(),
+                leave=False,
+                file=sys.stderr,
+                unit_scale=unit == "B",
+                ncols=min(size.columns, 120),
+                nrows=max(size.lines, 2),
             )
 
     def update(self, n: int = 1) -> None:

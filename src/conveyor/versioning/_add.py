@@ -58,8 +58,14 @@ def add(targets: list[str | os.PathLike[str]], *, workspace: Workspace | None = 
             gitignore = ignore_in_git(target) if ws.has_scm else None
             results.append(
                 AddResult(
-                    ws.relpath(target), pointer.kind, snap.digest, snap.size, snap.files, batch.written,
-                    str(pointer_file), None if gitignore is None else str(gitignore),
+                    ws.relpath(target),
+                    pointer.kind,
+                    snap.digest,
+                    snap.size,
+                    snap.files,
+                    batch.written,
+                    str(pointer_file),
+                    None if gitignore is None else str(gitignore),
                 )
             )
         if any(kind in ("hardlink", "symlink") for kind in ws.config.get("cache.link")[:1]):

@@ -323,9 +323,11 @@ def unprotect(targets: list[str | os.PathLike[str]], *, workspace: Workspace | N
     with ws.lock(), Repo(ws) as repo:
         resolved = [ws.resolve_target(t) for t in targets]
         for item in repo.tracked_for(resolved):
-            paths = [item.target] if item.target.is_file() or item.target.is_symlink() else [
-                item.target / rel for rel, *_stat in sorted(repo.scan(item.target)) if item.selects(rel)
-            ]
+            paths = (
+                [item.target]
+                if item.target.is_file() or item.target.is_symlink()
+                else [item.target / rel for rel, *_stat in sorted(repo.scan(item.target)) if item.selects(rel)]
+            )
             for path in paths:
                 st = os.lstat(path)
                 if not (stat_mod.S_ISLNK(st.st_mode) or st.st_nlink > 1 or not st.st_mode & stat_mod.S_IWUSR):

@@ -34,9 +34,7 @@ class DiffResult:
     unexpanded: list[str] = field(default_factory=list)  # folders whose manifest is not cached
 
 
-def diff(
-    a_rev: str | None = None, b_rev: str | None = None, *, workspace: Workspace | None = None
-) -> DiffResult:
+def diff(a_rev: str | None = None, b_rev: str | None = None, *, workspace: Workspace | None = None) -> DiffResult:
     """Compare tracked data at ``a_rev`` (default HEAD) with ``b_rev`` (default: the workspace)."""
     ws = workspace or Workspace.find()
     if not ws.has_scm:

@@ -26,11 +26,7 @@ def hash_bytes(data: bytes | memoryview) -> str:
 
 
 def is_hash(text: object) -> bool:
-    return (
-        isinstance(text, str)
-        and len(text) == HEX_LENGTH
-        and all(c in "0123456789abcdef" for c in text)
-    )
+    return isinstance(text, str) and len(text) == HEX_LENGTH and all(c in "0123456789abcdef" for c in text)
 
 
 def hash_fd(fd: int, sink: Callable[[memoryview], None] | None = None) -> tuple[str, int]:

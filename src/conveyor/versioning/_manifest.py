@@ -86,7 +86,7 @@ class Manifest:
                 raise ValueError(f"expected the header {_HEADER.strip()!r}")
             entries: dict[str, Entry] = {}
             make = tuple.__new__  # 100,000 entries: skip NamedTuple's Python-level __new__
-            lines = text[len(_HEADER):].split("\n")
+            lines = text[len(_HEADER) :].split("\n")
             if lines.pop() != "":
                 raise ValueError("the last line is not terminated")
             for line in lines:

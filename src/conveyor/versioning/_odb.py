@@ -174,8 +174,9 @@ class ObjectBatch:
         except OSError as exc:
             from conveyor.errors import MissingFileError
 
-            raise MissingFileError(f"{path}: cannot read ({os.strerror(exc.errno or 0)})",
-                                   hint="check that it exists and is readable") from exc
+            raise MissingFileError(
+                f"{path}: cannot read ({os.strerror(exc.errno or 0)})", hint="check that it exists and is readable"
+            ) from exc
         try:
             size = os.fstat(fd).st_size
             if size <= SMALL_FILE:

@@ -119,6 +119,7 @@ def read(pointer_file: Path) -> Pointer:
     except OSError as exc:
         from conveyor.errors import MissingFileError
 
-        raise MissingFileError(f"{pointer_file}: cannot read ({os.strerror(exc.errno or 0)})",
-                               hint="check that it exists and is readable") from exc
+        raise MissingFileError(
+            f"{pointer_file}: cannot read ({os.strerror(exc.errno or 0)})", hint="check that it exists and is readable"
+        ) from exc
     return parse(text, pointer_file)

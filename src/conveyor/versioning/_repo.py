@@ -308,8 +308,10 @@ class Repo:
             rows = known.files
             make = tuple.__new__
             snap.manifest = Manifest(
-                {rel: make(Entry, (rel, rows[rel][3], size, int(mode & _EXEC_BITS != 0)))
-                 for rel, _ino, _mtime, size, mode, _ctime in snap.scanned}
+                {
+                    rel: make(Entry, (rel, rows[rel][3], size, int(mode & _EXEC_BITS != 0)))
+                    for rel, _ino, _mtime, size, mode, _ctime in snap.scanned
+                }
             )
         else:
             self._hash_dir(folder, snap, known, fingerprint, None)

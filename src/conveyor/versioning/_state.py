@@ -147,9 +147,7 @@ class StateDB:
         return 0 if row is None else int(row[0])
 
     def bump_cache_epoch(self) -> None:
-        self.conn.execute(
-            "INSERT INTO meta VALUES ('cache_epoch', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1"
-        )
+        self.conn.execute("INSERT INTO meta VALUES ('cache_epoch', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1")
 
     def mark_stored(self, path: str, digest: str) -> None:
         """Note that every object of the folder version ``digest`` is now in the cache.

@@ -32,9 +32,7 @@ class StatusReport:
         return not self.changed
 
 
-def status(
-    targets: list[str | os.PathLike[str]] | None = None, *, workspace: Workspace | None = None
-) -> StatusReport:
+def status(targets: list[str | os.PathLike[str]] | None = None, *, workspace: Workspace | None = None) -> StatusReport:
     """Compare tracked paths (all, or those at or below ``targets``) with their pointers."""
     ws = workspace or Workspace.find()
     report = StatusReport()
@@ -71,7 +69,6 @@ def path_status(repo: Repo, item: Tracked) -> PathStatus | None:
                 return None  # the folder changed, but not where the user looked
             return PathStatus(item.rel, "modified", added, deleted, modified)
     return PathStatus(item.rel, "modified")
-
 
 
 def _version_files(repo: Repo, current: Snapshot, digest: str) -> dict[str, tuple[str, int]] | None:
