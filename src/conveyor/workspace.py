@@ -38,6 +38,9 @@ _CONVEYOR_GITIGNORE = """\
 /state.db.trees/
 /lock
 /config.local
+/logs/
+/runs.db
+/runs.db-*
 """
 
 

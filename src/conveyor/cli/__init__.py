@@ -15,6 +15,9 @@ import click
 
 from conveyor import __version__
 from conveyor.cli._data import register as _register_data
+from conveyor.cli._metrics import register as _register_metrics
+from conveyor.cli._pipeline import register as _register_pipeline
+from conveyor.cli._runs import register as _register_runs
 from conveyor.cli._workspace import register as _register_workspace
 
 
@@ -42,6 +45,9 @@ def cli(debug: bool, directory: str | None) -> None:
 
 _register_workspace(cli)
 _register_data(cli)
+_register_pipeline(cli)
+_register_metrics(cli)
+_register_runs(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import click
 
 from conveyor.cli._render import human_size, plural, relative_to_cwd
+
+if TYPE_CHECKING:
+    from conveyor.versioning import StatusReport
 
 
 def register(cli: click.Group) -> None:
@@ -39,29 +44,59 @@ def add_cmd(paths: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; exit 1 when anything changed.")
 def status_cmd(paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
-    """Show tracked data that changed, is missing, or is not in the cache."""
-    from conveyor import status
+    """Show stale pipeline stages (and why), and tracked data that changed or is missing.
 
-    report = status(list(paths) if paths else None)
+    PATHS are stage names, stage outputs or tracked paths; without them everything is shown.
+    """
+    from conveyor import Workspace, status
+    from conveyor.cli._pipeline import pipeline_part
+
+    workspace = Workspace.find()
+    stages, data_paths = pipeline_part(workspace, list(paths))
+    targets: list[str | os.PathLike[str]] | None = list(data_paths) or None
+    report = status(targets, workspace=workspace) if (data_paths or not paths) else None
     if as_json:
-        click.echo(json.dumps({"tracked": report.tracked, "changed": [asdict(c) for c in report.changed]}, indent=2))
+        document: dict[str, object] = {}
+        if stages is not None:
+            document["stages"] = [
+                {"name": s.name, "state": s.state, "reasons": [{"kind": r.kind, "detail": r.detail} for r in s.reasons]}
+                for s in stages.stages
+            ]
+        if report is not None:
+            document["tracked"] = report.tracked
+            document["changed"] = [asdict(c) for c in report.changed]
+        click.echo(json.dumps(document, indent=2))
     elif not quiet:
-        if report.clean:
-            click.echo(f"Data and pointers are in sync ({report.tracked} tracked).")
-        for entry in report.changed:
-            click.echo(f"{entry.state}: {entry.path}")
-            for label, files in (("new", entry.added), ("deleted", entry.deleted), ("modified", entry.modified)):
-                for name in files:
-                    click.echo(f"    {label}: {entry.path}/{name}")
-        hints = {c.state for c in report.changed}
-        if "modified" in hints:
-            click.echo(
-                "(record changes with 'conveyor add PATH'; restore the recorded data with 'conveyor checkout PATH')"
-            )
-        if "missing" in hints:
-            click.echo("(use 'conveyor checkout' to restore missing data)")
-    if quiet and not report.clean:
+        if stages is not None:
+            for entry in stages.stale:
+                click.echo(f"{entry.state}: {entry.name}")
+                for reason in entry.reasons:
+                    click.echo(f"    {reason.detail}")
+            fresh = len(stages.stages) - len(stages.stale)
+            if stages.clean:
+                click.echo(f"Pipeline is up to date ({plural(len(stages.stages), 'stage')}).")
+            else:
+                click.echo(f"({fresh} up to date; bring the rest up to date with 'conveyor run')")
+        if report is not None and (report.tracked or stages is None):
+            _print_data_status(report)
+    stale = stages is not None and not stages.clean
+    if quiet and (stale or (report is not None and not report.clean)):
         click.get_current_context().exit(1)
+
+
+def _print_data_status(report: StatusReport) -> None:
+    if report.clean:
+        click.echo(f"Data and pointers are in sync ({report.tracked} tracked).")
+    for entry in report.changed:
+        click.echo(f"{entry.state}: {entry.path}")
+        for label, files in (("new", entry.added), ("deleted", entry.deleted), ("modified", entry.modified)):
+            for name in files:
+                click.echo(f"    {label}: {entry.path}/{name}")
+    hints = {c.state for c in report.changed}
+    if "modified" in hints:
+        click.echo("(record changes with 'conveyor add PATH'; restore the recorded data with 'conveyor checkout PATH')")
+    if "missing" in hints:
+        click.echo("(use 'conveyor checkout' to restore missing data)")
 
 
 @click.command("checkout")

@@ -1,0 +1,211 @@
+"""Pipeline commands: run, dag (and the stage part of status, in _data)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+import click
+
+from conveyor.cli._render import plural
+
+if TYPE_CHECKING:
+    from conveyor import Workspace
+    from conveyor.pipeline import PipelineStatus, RunReport, StageResult
+
+
+def register(cli: click.Group) -> None:
+    for command in (run_cmd, dag_cmd):
+        cli.add_command(command)
+
+
+_SYMBOL = {
+    "ran": "✔ ran",
+    "restored": "♻ restored from the run cache",
+    "up-to-date": "· up to date",
+    "frozen": "· frozen",
+    "failed": "✘ failed",
+    "skipped": "- skipped",
+    "interrupted": "✘ interrupted",
+    "would-run": "▶ would run",
+}
+
+
+def _describe(result: StageResult, *, verbose: bool) -> str | None:
+    status = result.status
+    if status in ("up-to-date", "frozen") and not verbose:
+        return None
+    line = f"{_SYMBOL.get(status, status)}: {result.name}"
+    if status == "ran":
+        tries = f", {result.attempts} attempts" if result.attempts > 1 else ""
+        line += f" ({result.duration:.2f} s{tries})"
+    if result.reasons and status in ("ran", "restored", "would-run"):
+        line += " — " + "; ".join(result.reasons[:3])
+        if len(result.reasons) > 3:
+            line += f"; and {len(result.reasons) - 3} more"
+    if result.error and status in ("failed", "skipped"):
+        line += f" — {result.error}"
+    return line
+
+
+@click.command("run")
+@click.argument("targets", nargs=-1)
+@click.option("-f", "--force", is_flag=True, help="Run the selected stages even when up to date.")
+@click.option("-s", "--single-stage", is_flag=True, help="Run only the named stages, not what they depend on.")
+@click.option("--downstream", is_flag=True, help="Run the named stages and every stage that depends on them.")
+@click.option("-n", "--dry-run", is_flag=True, help="Only show which stages would run, and why.")
+@click.option("-j", "--jobs", type=int, help="Stages to run at once (default: the number of CPUs).")
+@click.option("-k", "--keep-going", is_flag=True, help="After a failure, let independent stages finish.")
+@click.option("--no-run-cache", is_flag=True, help="Run stale stages even when the run cache has their outputs.")
+@click.option(
+    "--verify", "verify", is_flag=True, help="Re-run up-to-date stages in a scratch area and compare outputs."
+)
+@click.option("-q", "--quiet", is_flag=True, help="Do not show the stages' own output (it still goes to their logs).")
+@click.option("-v", "--verbose", is_flag=True, help="Also list the stages that were up to date.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def run_cmd(
+    targets: tuple[str, ...],
+    force: bool,
+    single_stage: bool,
+    downstream: bool,
+    dry_run: bool,
+    jobs: int | None,
+    keep_going: bool,
+    no_run_cache: bool,
+    verify: bool,
+    quiet: bool,
+    verbose: bool,
+    as_json: bool,
+) -> None:
+    """Bring the pipeline's outputs up to date, running only stages whose inputs changed.
+
+    TARGETS are stage names or output paths; without them every stage is considered.
+    """
+    if verify:
+        _verify(list(targets), jobs, as_json)
+        return
+    from conveyor.pipeline import StageFailedError, run
+
+    def show(result: StageResult) -> None:
+        line = _describe(result, verbose=verbose)
+        if line is not None and not as_json:
+            click.echo(line, err=result.status in ("failed", "skipped", "interrupted"))
+
+    try:
+        report = run(
+            list(targets) or None,
+            force=force,
+            single_stage=single_stage,
+            downstream=downstream,
+            dry_run=dry_run,
+            jobs=jobs,
+            keep_going=keep_going,
+            run_cache=not no_run_cache,
+            quiet=quiet or as_json,
+            on_stage=None if dry_run else show,
+        )
+    except StageFailedError as exc:
+        failed_report: RunReport | None = getattr(exc, "report", None)
+        if as_json and failed_report is not None:
+            click.echo(json.dumps(_report_json(failed_report), indent=2))
+        raise
+    if as_json:
+        click.echo(json.dumps(_report_json(report), indent=2))
+        return
+    if dry_run:
+        for result in report.stages:
+            line = _describe(result, verbose=verbose)
+            if line is not None:
+                click.echo(line)
+        would = report.with_status("would-run")
+        if not would:
+            click.echo("Everything is up to date; nothing would run.")
+        return
+    ran, restored = report.with_status("ran"), report.with_status("restored")
+    if not ran and not restored:
+        click.echo(f"Everything is up to date ({plural(len(report.stages), 'stage')}).")
+    else:
+        parts = [f"ran {plural(len(ran), 'stage')}"]
+        if restored:
+            parts.append(f"restored {len(restored)} from the run cache")
+        click.echo(f"{', '.join(parts)}; run {report.run_id}. Commit conveyor.lock to record the results.")
+
+
+def _report_json(report: RunReport) -> dict[str, object]:
+    return {
+        "run_id": report.run_id,
+        "dry_run": report.dry_run,
+        "ok": report.ok,
+        "stages": [asdict(s) for s in report.stages],
+    }
+
+
+def _verify(targets: list[str], jobs: int | None, as_json: bool) -> None:
+    from conveyor.errors import VerificationError
+    from conveyor.pipeline import verify_reproducible
+
+    results = verify_reproducible(targets or None, jobs=jobs)
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in results], indent=2))
+    else:
+        for result in results:
+            if result.reproducible:
+                click.echo(f"✔ reproducible: {result.stage} ({result.duration:.2f} s)")
+            elif result.error:
+                click.echo(f"✘ could not verify: {result.stage} — {result.error}")
+            else:
+                click.echo(f"✘ NOT reproducible: {result.stage}")
+                for path in result.differing:
+                    click.echo(f"    {path}: differs from conveyor.lock")
+        if not results:
+            click.echo("No up-to-date stage to verify; run 'conveyor run' first.")
+    bad = [r for r in results if not r.reproducible]
+    if bad:
+        raise VerificationError(
+            f"{plural(len(bad), 'stage')} not reproducible: {', '.join(r.stage for r in bad[:5])}",
+            hint="make them deterministic (fix random seeds, sort outputs, drop timestamps) and run again",
+        )
+
+
+@click.command("dag")
+@click.argument("targets", nargs=-1)
+@click.option("--mermaid", "fmt", flag_value="mermaid", help="Print a Mermaid flowchart.")
+@click.option("--dot", "fmt", flag_value="dot", help="Print Graphviz DOT.")
+def dag_cmd(targets: tuple[str, ...], fmt: str | None) -> None:
+    """Draw the stage graph (all stages, or TARGETS and what they depend on)."""
+    from conveyor.pipeline import dag
+
+    click.echo(dag(list(targets) or None, fmt=fmt or "text"), nl=False)
+
+
+def pipeline_part(workspace: Workspace, paths: list[str]) -> tuple[PipelineStatus | None, list[str]]:
+    """The pipeline status for ``paths`` that name stages or stage outputs, and the other paths.
+
+    Without ``conveyor.yaml`` there is no pipeline part and every path is data.
+    """
+    from conveyor.pipeline import Dag, load_pipeline
+    from conveyor.pipeline import status as stage_status
+    from conveyor.pipeline._spec import PIPELINE_FILE
+
+    if not (workspace.root / PIPELINE_FILE).is_file():
+        return None, paths
+    if not paths:
+        return stage_status(workspace=workspace), []
+    dag = Dag.build(load_pipeline(workspace))
+    stage_targets: list[str] = []
+    data: list[str] = []
+    for path in paths:
+        rel = path
+        resolved = workspace.resolve_target(path, must_exist=False)
+        if resolved.is_relative_to(workspace.root):
+            rel = workspace.relpath(resolved)
+        if path in dag.pipeline.stages or any(n.split("@", 1)[0] == path for n in dag.pipeline.stages):
+            stage_targets.append(path)
+        elif rel in dag.producers:
+            stage_targets.append(rel)
+        else:
+            data.append(path)
+    if not stage_targets:
+        return None, data
+    return stage_status(stage_targets, workspace=workspace), data

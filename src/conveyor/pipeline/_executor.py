@@ -1,0 +1,200 @@
+"""Running one stage's command as a child process: output, log, timeout, retries, cancellation.
+
+Each attempt runs in its own session (process group), so a timeout or Ctrl-C kills the
+command and everything it started, not just the shell. Output goes to the terminal (each
+line prefixed with the stage name when stages run in parallel) and to the stage's log file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from conveyor.pipeline._spec import Stage
+
+# The child side of a ``call`` stage: import the module from the stage's folder, call the function.
+_BOOTSTRAP = (
+    "import importlib, json, sys\n"
+    "module, function, kwargs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])\n"
+    "getattr(importlib.import_module(module), function)(**kwargs)\n"
+)
+KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL
+_MAX_DELAY = 60.0
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How a stage's command ended, after all its attempts."""
+
+    ok: bool
+    attempts: int
+    duration: float
+    returncode: int | None = None
+    timed_out: bool = False
+    cancelled: bool = False
+    error: str | None = None
+
+
+class Terminal:
+    """Serialises stage output lines onto the terminal (or whatever sys.stdout/stderr are)."""
+
+    def __init__(self, *, prefix: bool, quiet: bool = False) -> None:
+        self.prefix = prefix
+        self.quiet = quiet
+        self._lock = threading.Lock()
+
+    def line(self, stage: str, text: str, *, err: bool) -> None:
+        if self.quiet:
+            return
+        stream = sys.stderr if err else sys.stdout
+        with self._lock:
+            stream.write(f"[{stage}] {text}" if self.prefix else text)
+            stream.flush()
+
+    def note(self, text: str) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+
+
+class StageProcess:
+    """Runs ``stage`` (with its retries) in the workspace at ``root``; ``cancel`` stops it."""
+
+    def __init__(self, stage: Stage, root: Path, log_path: Path, terminal: Terminal, cancel: threading.Event) -> None:
+        self.stage = stage
+        self.root = root
+        self.log_path = log_path
+        self.terminal = terminal
+        self.cancel = cancel
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def argv(self) -> list[str]:
+        stage = self.stage
+        if stage.cmd is not None:
+            return ["/bin/sh", "-c", stage.cmd]
+        assert stage.call is not None
+        module, function = stage.call.split(":", 1)
+        return [sys.executable, "-c", _BOOTSTRAP, module, function, json.dumps(stage.kwargs)]
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.stage.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")  # so a Python stage's output streams as it comes
+        env["CONVEYOR_STAGE"] = self.stage.name
+        return env
+
+    def run(self) -> Outcome:
+        stage = self.stage
+        started = time.monotonic()
+        attempts = 0
+        os.makedirs(self.log_path.parent, exist_ok=True)
+        with open(self.log_path, "wb") as log:
+            while True:
+                attempts += 1
+                if attempts > 1:
+                    log.write(f"--- attempt {attempts} ---\n".encode())
+                outcome = self._attempt(log)
+                outcome.attempts = attempts
+                if outcome.ok or outcome.cancelled or attempts > stage.retries:
+                    outcome.duration = time.monotonic() - started
+                    return outcome
+                delay = min(stage.retry_delay * 2 ** (attempts - 1), _MAX_DELAY)
+                self.terminal.note(
+                    f"stage {stage.name!r} failed ({outcome.error}); retry {attempts} of {stage.retries} in {delay:g} s"
+                )
+                if self.cancel.wait(delay):
+                    outcome.cancelled = True
+                    outcome.duration = time.monotonic() - started
+                    return outcome
+
+    def _attempt(self, log: IO[bytes]) -> Outcome:
+        stage = self.stage
+        cwd = self.root / stage.wdir
+        try:
+            proc = subprocess.Popen(
+                self.argv(),
+                cwd=cwd,
+                env=self.environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return Outcome(False, 1, 0.0, error=f"cannot start: {exc.strerror}")
+        self._proc = proc
+        log_lock = threading.Lock()
+        readers = [
+            threading.Thread(target=self._pump, args=(proc.stdout, log, log_lock, False), daemon=True),
+            threading.Thread(target=self._pump, args=(proc.stderr, log, log_lock, True), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        deadline = None if stage.timeout is None else time.monotonic() + stage.timeout
+        timed_out = cancelled = False
+        while True:
+            try:
+                proc.wait(timeout=0.05)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if self.cancel.is_set():
+                cancelled = True
+                self._kill(proc)
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                timed_out = True
+                self._kill(proc)
+                break
+        for reader in readers:
+            reader.join(timeout=5)
+        self._proc = None
+        code = proc.returncode
+        if cancelled:
+            return Outcome(False, 1, 0.0, code, cancelled=True, error="interrupted")
+        if timed_out:
+            return Outcome(False, 1, 0.0, code, timed_out=True, error=f"timed out after {stage.timeout:g} s")
+        if code != 0:
+            what = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            return Outcome(False, 1, 0.0, code, error=what)
+        return Outcome(True, 1, 0.0, 0)
+
+    def _pump(self, pipe: IO[bytes] | None, log: IO[bytes], log_lock: threading.Lock, err: bool) -> None:
+        if pipe is None:
+            return
+        with pipe:
+            for raw in iter(pipe.readline, b""):
+                with log_lock:
+                    log.write(raw)
+                    log.flush()
+                text = raw.decode("utf-8", errors="replace")
+                if not text.endswith("\n"):
+                    text += "\n"
+                self.terminal.line(self.stage.name, text, err=err)
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen[bytes]) -> None:
+        """SIGTERM the whole process group, then SIGKILL whatever is left after a grace period."""
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=KILL_GRACE)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # also reaps grandchildren that ignored SIGTERM
+        except ProcessLookupError:
+            pass
+        proc.wait()

@@ -1,0 +1,173 @@
+"""Is a stage up to date? The facts of its deps, params and outputs now, compared with the lock."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import MissingFileError
+from conveyor.pipeline._lock import Fact, LockEntry
+from conveyor.pipeline._spec import Stage
+from conveyor.versioning._repo import Repo
+
+_ABSENT = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a stage must run: ``kind`` is stable for scripts, ``detail`` is for people."""
+
+    kind: str  # new, command, env, dep-changed, dep-missing, deps-list, param-changed, param-missing,
+    # params-list, out-missing, out-changed, outs-list, always-run, upstream, forced
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class Facts:
+    """Reads the current content hashes and param values, each path and file once per command."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self._params: dict[str, dict[str, Any] | Exception] = {}
+
+    def path_fact(self, rel: str) -> Fact | None:
+        snap = self.repo.snapshot(self._abs(rel))
+        if snap.kind == "missing" or snap.digest is None:
+            return None
+        return Fact(rel, snap.digest, snap.size, snap.kind, snap.files)
+
+    def _abs(self, rel: str) -> Path:
+        return Path(rel) if os.path.isabs(rel) else self.repo.ws.root / rel
+
+    def params_file(self, rel: str) -> dict[str, Any]:
+        cached = self._params.get(rel)
+        if cached is None:
+            from conveyor.pipeline._params import read_params
+
+            try:
+                cached = read_params(self._abs(rel))
+            except Exception as exc:
+                cached = exc
+            self._params[rel] = cached
+        if isinstance(cached, Exception):
+            raise cached
+        return cached
+
+    def forget_params(self) -> None:
+        self._params.clear()
+
+    def params(self, stage: Stage, *, strict: bool) -> dict[str, dict[str, Any]]:
+        """``{file: {key: value}}`` for the params ``stage`` reads; missing keys raise when ``strict``."""
+        from conveyor.pipeline._params import flatten, lookup
+
+        values: dict[str, dict[str, Any]] = {}
+        for ref in stage.params:
+            try:
+                data = self.params_file(ref.file)
+            except Exception:
+                if strict:
+                    raise
+                values[ref.file] = {}
+                continue
+            if ref.keys is None:
+                values[ref.file] = flatten(data)
+                continue
+            chosen: dict[str, Any] = {}
+            for key in ref.keys:
+                try:
+                    chosen[key] = lookup(data, key, source=ref.file)
+                except Exception:
+                    if strict:
+                        raise
+                    chosen[key] = _ABSENT
+            values[ref.file] = chosen
+        return values
+
+    def deps(self, stage: Stage, *, strict: bool) -> list[Fact | str]:
+        """One fact per dep, or the dep's path when it does not exist (an error when ``strict``)."""
+        found: list[Fact | str] = []
+        for dep in stage.deps:
+            fact = self.path_fact(dep)
+            if fact is None:
+                if strict:
+                    raise MissingFileError(
+                        f"{dep}: dependency of stage {stage.name!r} does not exist",
+                        hint="create it, add the stage that writes it, or remove it from deps",
+                    )
+                found.append(dep)
+            else:
+                found.append(fact)
+        return found
+
+
+def stale_reasons(
+    stage: Stage, entry: LockEntry | None, facts: Facts, *, check_outs: bool = True
+) -> tuple[list[Reason], list[Fact | str], dict[str, dict[str, Any]]]:
+    """Why ``stage`` differs from its lock ``entry`` (empty: up to date), with the facts read."""
+    deps = facts.deps(stage, strict=False)
+    params = facts.params(stage, strict=False)
+    reasons: list[Reason] = []
+    if entry is None:
+        reasons.append(Reason("new", "never ran (not in conveyor.lock)"))
+        return reasons, deps, params
+    if entry.cmd != stage.command or (entry.kwargs if stage.call else None) != (stage.kwargs if stage.call else None):
+        reasons.append(Reason("command", "command changed"))
+    if entry.env != stage.env:
+        reasons.append(Reason("env", "env changed"))
+    recorded = {d.path: d for d in entry.deps}
+    for dep in deps:
+        if isinstance(dep, str):
+            reasons.append(Reason("dep-missing", f"dependency {dep} is missing"))
+            continue
+        before = recorded.get(dep.path)
+        if before is None:
+            reasons.append(Reason("deps-list", f"new dependency {dep.path}"))
+        elif before.hash != dep.hash:
+            reasons.append(Reason("dep-changed", f"dependency {dep.path} changed"))
+    for path in sorted(set(recorded) - set(stage.deps)):
+        reasons.append(Reason("deps-list", f"dependency {path} was removed"))
+    for file, values in params.items():
+        old = entry.params.get(file)
+        for key, value in values.items():
+            if value is _ABSENT:
+                reasons.append(Reason("param-missing", f"param {key} is missing from {file}"))
+            elif old is None or key not in old:
+                reasons.append(Reason("params-list", f"new param {key} ({file})"))
+            elif old[key] != value or type(old[key]) is not type(value):
+                reasons.append(Reason("param-changed", f"param {key} changed: {_short(old[key])} -> {_short(value)}"))
+        if old is not None:
+            for key in sorted(set(old) - set(values)):
+                reasons.append(Reason("params-list", f"param {key} is no longer used ({file})"))
+    for file in sorted(set(entry.params) - set(params)):
+        reasons.append(Reason("params-list", f"params of {file} are no longer used"))
+    if check_outs:
+        reasons.extend(out_reasons(stage, entry, facts))
+    return reasons, deps, params
+
+
+def out_reasons(stage: Stage, entry: LockEntry, facts: Facts) -> list[Reason]:
+    reasons: list[Reason] = []
+    recorded = {o.path: o for o in entry.outs}
+    declared = {o.path for o in stage.outs}
+    for out in stage.outs:
+        before = recorded.get(out.path)
+        if before is None:
+            reasons.append(Reason("outs-list", f"new output {out.path}"))
+            continue
+        now = facts.path_fact(out.path)
+        if now is None:
+            reasons.append(Reason("out-missing", f"output {out.path} is missing"))
+        elif now.hash != before.hash:
+            reasons.append(Reason("out-changed", f"output {out.path} was changed since the stage ran"))
+    for path in sorted(set(recorded) - declared):
+        reasons.append(Reason("outs-list", f"output {path} was removed from the stage"))
+    return reasons

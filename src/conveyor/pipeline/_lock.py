@@ -1,0 +1,200 @@
+"""``conveyor.lock``: what produced what, committed to git.
+
+The text is canonical (stages sorted by name, keys in a fixed order, paths sorted), so the
+same facts always give the same bytes and a change to one stage changes only its lines.
+Each stage's text is rendered once and reused, and the file is replaced atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conveyor import _fs
+from conveyor.pipeline._yaml import SpecError
+
+LOCK_FILE = "conveyor.lock"
+_SCHEMA = 1
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """A dependency or output as it was: its path and content hash."""
+
+    path: str
+    hash: str
+    size: int
+    kind: str = "file"  # "file" or "dir"
+    files: int = 1
+    cache: bool = True  # outputs only: whether the lock's hash is also git-ignored data
+
+    def to_dict(self, *, out: bool) -> dict[str, Any]:
+        data: dict[str, Any] = {"path": self.path, "hash": self.hash, "size": self.size}
+        if self.kind == "dir":
+            data["kind"] = "dir"
+            data["files"] = self.files
+        if out and not self.cache:
+            data["cache"] = False
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> Fact:
+        if not isinstance(data, dict) or not isinstance(data.get("path"), str) or not isinstance(data.get("hash"), str):
+            raise _damaged(where)
+        kind = data.get("kind", "file")
+        return cls(
+            data["path"],
+            data["hash"],
+            int(data.get("size", 0)),
+            "dir" if kind == "dir" else "file",
+            int(data.get("files", 1)),
+            bool(data.get("cache", True)),
+        )
+
+
+@dataclass(slots=True)
+class LockEntry:
+    """One stage's record: its command, the deps and params it read, the outputs it wrote."""
+
+    cmd: str
+    kwargs: dict[str, Any] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    deps: tuple[Fact, ...] = ()
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outs: tuple[Fact, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"cmd": self.cmd}
+        if self.kwargs is not None:
+            data["kwargs"] = {k: self.kwargs[k] for k in sorted(self.kwargs)}
+        if self.env:
+            data["env"] = {k: self.env[k] for k in sorted(self.env)}
+        if self.deps:
+            data["deps"] = [d.to_dict(out=False) for d in sorted(self.deps, key=lambda f: f.path)]
+        if self.params:
+            data["params"] = {
+                file: {key: values[key] for key in sorted(values)} for file, values in sorted(self.params.items())
+            }
+        if self.outs:
+            data["outs"] = [o.to_dict(out=True) for o in sorted(self.outs, key=lambda f: f.path)]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> LockEntry:
+        if not isinstance(data, dict) or not isinstance(data.get("cmd"), str):
+            raise _damaged(where)
+        params = data.get("params") or {}
+        if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+            raise _damaged(where)
+        kwargs = data.get("kwargs")
+        env = data.get("env") or {}
+        if (kwargs is not None and not isinstance(kwargs, dict)) or not isinstance(env, dict):
+            raise _damaged(where)
+        return cls(
+            cmd=data["cmd"],
+            kwargs=kwargs,
+            env={str(k): str(v) for k, v in env.items()},
+            deps=tuple(Fact.from_dict(d, where) for d in data.get("deps") or ()),
+            params={str(f): dict(v) for f, v in params.items()},
+            outs=tuple(Fact.from_dict(o, where) for o in data.get("outs") or ()),
+        )
+
+    def dep(self, path: str) -> Fact | None:
+        return next((d for d in self.deps if d.path == path), None)
+
+    def out(self, path: str) -> Fact | None:
+        return next((o for o in self.outs if o.path == path), None)
+
+
+def _damaged(where: str) -> SpecError:
+    return SpecError(
+        f"{where}: the lock file is damaged or was edited by hand",
+        hint=f"restore it with 'git checkout {LOCK_FILE}', or delete it to run every stage again",
+    )
+
+
+class Lock:
+    """The lock file's stages, read once and written back whole (atomically) after changes."""
+
+    def __init__(self, path: Path, entries: dict[str, LockEntry] | None = None) -> None:
+        self.path = path
+        self.entries: dict[str, LockEntry] = entries or {}
+        self._texts: dict[str, str] = {}
+
+    @classmethod
+    def read(cls, path: Path) -> Lock:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return cls(path)
+        return cls.parse(text, path)
+
+    @classmethod
+    def parse(cls, text: str, path: Path, *, where: str = LOCK_FILE) -> Lock:
+        if "\n<<<<<<< " in "\n" + text:
+            raise SpecError(
+                f"{where}: has unresolved git merge conflict markers",
+                hint=f"take one side (git checkout --theirs {LOCK_FILE}) and run 'conveyor run' to bring it up to date",
+            )
+        try:
+            data = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError:
+            raise _damaged(where) from None
+        if data is None:
+            return cls(path)
+        if not isinstance(data, dict) or not isinstance(data.get("stages", {}), dict):
+            raise _damaged(where)
+        schema = data.get("schema", _SCHEMA)
+        if schema != _SCHEMA:
+            raise SpecError(
+                f"{where}: written by a newer conveyor (schema {schema})", hint="upgrade conveyor to read it"
+            )
+        entries = {
+            str(name): LockEntry.from_dict(raw, f"{where}: stage {name}")
+            for name, raw in (data.get("stages") or {}).items()
+        }
+        return cls(path, entries)
+
+    def get(self, name: str) -> LockEntry | None:
+        return self.entries.get(name)
+
+    def set(self, name: str, entry: LockEntry) -> None:
+        self.entries[name] = entry
+        self._texts.pop(name, None)
+
+    def remove(self, name: str) -> None:
+        self.entries.pop(name, None)
+        self._texts.pop(name, None)
+
+    def text(self) -> str:
+        parts = [f"schema: {_SCHEMA}\n"]
+        if self.entries:
+            parts.append("stages:\n")
+        for name in sorted(self.entries):
+            rendered = self._texts.get(name)
+            if rendered is None:
+                body = yaml.dump(
+                    {name: self.entries[name].to_dict()},
+                    Dumper=_Dumper,
+                    sort_keys=False,
+                    default_flow_style=False,
+                    allow_unicode=True,
+                    width=10_000,
+                )
+                rendered = self._texts[name] = "".join("  " + line + "\n" for line in body.splitlines())
+            parts.append(rendered)
+        return "".join(parts)
+
+    def write(self) -> None:
+        text = self.text()
+        try:
+            if self.path.read_text(encoding="utf-8") == text:
+                return
+        except (FileNotFoundError, UnicodeDecodeError):
+            pass
+        _fs.atomic_write_text(self.path, text)

@@ -1,0 +1,73 @@
+"""The run cache: outputs of every (command, deps, params) a stage ran with, by fingerprint.
+
+An entry is a small JSON file at ``.conveyor/runcache/<2 hex>/<62 hex>.json`` naming the
+output objects; the objects themselves live in the object store. A stage whose fingerprint
+has an entry whose objects are all present is restored instead of run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from blake3 import blake3
+
+from conveyor import _fs
+from conveyor.pipeline._lock import Fact, LockEntry
+
+RUNCACHE_DIR = "runcache"
+
+
+def fingerprint(entry: LockEntry, outs: list[tuple[str, str, bool]]) -> str:
+    """The key of a run: what ran, on which inputs, declaring which outputs (path, kind, cache)."""
+    material = {
+        "cmd": entry.cmd,
+        "kwargs": entry.kwargs,
+        "env": entry.env,
+        "deps": sorted((d.path, d.hash) for d in entry.deps),
+        "params": {f: {k: v for k, v in sorted(p.items())} for f, p in sorted(entry.params.items())},
+        "outs": sorted(outs),
+    }
+    data = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return blake3(data).hexdigest()
+
+
+class RunCache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key[2:]}.json"
+
+    def get(self, key: str) -> list[Fact] | None:
+        try:
+            data: Any = json.loads(self.path(key).read_bytes())
+            return [Fact(o["path"], o["hash"], int(o["size"]), o["kind"], int(o["files"])) for o in data["outs"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # absent, or damaged by something outside conveyor: treated as a miss
+
+    def put(self, key: str, outs: list[Fact], *, durable: bool = True) -> None:
+        data = {
+            "schema": 1,
+            "outs": [
+                {"path": o.path, "hash": o.hash, "size": o.size, "kind": o.kind, "files": o.files}
+                for o in sorted(outs, key=lambda f: f.path)
+            ],
+        }
+        target = self.path(key)
+        os.makedirs(target.parent, exist_ok=True)
+        text = json.dumps(data, sort_keys=True, indent=1) + "\n"
+        if durable:
+            _fs.atomic_write_text(target, text)
+        else:
+            tmp = _fs.tmp_name(target.parent)
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, target)
+
+    def entries(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for shard in self.root.iterdir() if shard.is_dir() for p in shard.glob("*.json"))

@@ -1,0 +1,460 @@
+"""``run``: bring the pipeline's outputs up to date, running only the stages that are stale.
+
+The main thread owns every decision and every write (hashing, the object store, the lock,
+the run cache, the run store); worker threads only wait on child processes. A stage is
+decided when all its upstream stages are done, with the hashes of what they actually
+wrote, so a stage whose upstream re-ran but produced the same bytes does not run.
+
+After each stage, its outputs are stored, then its run-cache entry, then the lock is
+rewritten (atomically): a run killed at any moment leaves a lock that describes only
+finished stages, and the next run picks up from there.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from conveyor import _fs
+from conveyor.errors import ConveyorError
+from conveyor.pipeline._dag import Dag
+from conveyor.pipeline._executor import Outcome, StageProcess, Terminal
+from conveyor.pipeline._freshness import Facts, Reason, stale_reasons
+from conveyor.pipeline._lock import LOCK_FILE, Fact, Lock, LockEntry
+from conveyor.pipeline._runcache import RunCache, fingerprint
+from conveyor.pipeline._spec import Stage, load_pipeline
+from conveyor.versioning._repo import Repo
+from conveyor.workspace import Workspace
+
+if TYPE_CHECKING:
+    from conveyor.store import RunStore
+
+
+class StageFailedError(ConveyorError):
+    """One or more stages failed; the lock records every stage that finished."""
+
+    exit_code = 1
+
+
+@dataclass(slots=True)
+class StageResult:
+    """What happened to one stage in a run."""
+
+    name: str
+    status: str  # ran, restored, up-to-date, frozen, failed, skipped, interrupted, would-run
+    reasons: list[str] = field(default_factory=list)
+    duration: float = 0.0
+    attempts: int = 0
+    error: str | None = None
+    outs: dict[str, str] = field(default_factory=dict)  # path -> hash
+    log: str | None = None  # the stage's log file, relative to the workspace root
+
+
+@dataclass(slots=True)
+class RunReport:
+    """Every selected stage's result, in the order they finished (or were decided)."""
+
+    run_id: str | None
+    stages: list[StageResult] = field(default_factory=list)
+    dry_run: bool = False
+
+    def with_status(self, *statuses: str) -> list[StageResult]:
+        return [s for s in self.stages if s.status in statuses]
+
+    @property
+    def ok(self) -> bool:
+        return not self.with_status("failed", "skipped", "interrupted")
+
+
+def run(
+    targets: list[str] | None = None,
+    *,
+    force: bool = False,
+    single_stage: bool = False,
+    downstream: bool = False,
+    dry_run: bool = False,
+    jobs: int | None = None,
+    keep_going: bool = False,
+    run_cache: bool = True,
+    quiet: bool = False,
+    on_stage: Callable[[StageResult], None] | None = None,
+    workspace: Workspace | None = None,
+) -> RunReport:
+    """Run the stale stages of ``conveyor.yaml`` (all, or ``targets`` and what they need).
+
+    ``targets`` are stage names (``name`` also selects every ``name@...``) or output paths.
+    ``single_stage`` runs only the targets; ``downstream`` the targets and what depends on
+    them. ``force`` runs the selected stages even when up to date. ``dry_run`` only reports
+    what would run. A failing stage stops the run (``keep_going`` lets independent stages
+    finish) and raises :class:`StageFailedError` after the lock is written.
+    """
+    ws = workspace or Workspace.find()
+    jobs = jobs or os.cpu_count() or 1
+    if jobs < 1:
+        from conveyor.errors import UsageError
+
+        raise UsageError(f"-j {jobs}: needs at least one job", hint="pass -j 1 or more")
+    with ws.lock(), Repo(ws) as repo:
+        pipeline = load_pipeline(ws)
+        dag = Dag.build(pipeline)
+        selected = dag.select(targets, single_stage=single_stage, downstream=downstream)
+        lock = Lock.read(ws.root / LOCK_FILE)
+        if dry_run:
+            from conveyor.pipeline._status import pipeline_status
+
+            report = RunReport(None, dry_run=True)
+            for entry in pipeline_status(dag, lock, Facts(repo), selected, force=force).stages:
+                status = "would-run" if entry.stale else entry.state
+                report.stages.append(StageResult(entry.name, status, [str(r) for r in entry.reasons]))
+            return report
+        runner = _Runner(
+            ws,
+            repo,
+            dag,
+            lock,
+            selected,
+            jobs=jobs,
+            force=force,
+            keep_going=keep_going,
+            run_cache=run_cache,
+            quiet=quiet,
+            on_stage=on_stage,
+        )
+        return runner.execute(targets or [])
+
+
+class _Runner:
+    def __init__(
+        self,
+        ws: Workspace,
+        repo: Repo,
+        dag: Dag,
+        lock: Lock,
+        selected: list[str],
+        *,
+        jobs: int,
+        force: bool,
+        keep_going: bool,
+        run_cache: bool,
+        quiet: bool,
+        on_stage: Callable[[StageResult], None] | None,
+    ) -> None:
+        self.ws = ws
+        self.repo = repo
+        self.dag = dag
+        self.lock = lock
+        self.selected = selected
+        self.jobs = jobs
+        self.force = force
+        self.keep_going = keep_going
+        self.use_run_cache = run_cache
+        self.on_stage = on_stage
+        self.facts = Facts(repo)
+        self.run_cache = RunCache(ws.cache_dir / "runs")
+        self.cancel = threading.Event()
+        self.terminal = Terminal(prefix=jobs > 1 and len(selected) > 1, quiet=quiet)
+        self.report = RunReport(None)
+        self.store: RunStore | None = None
+        self.run_id: str | None = None
+
+    # -- the run record -------------------------------------------------------------------
+
+    def _start_record(self, targets: list[str]) -> None:
+        from conveyor.store import RunRecord, RunStore, environment_info, git_state, new_run_id
+
+        commit, dirty = git_state(self.ws.root) if self.ws.has_scm else (None, False)
+        self.run_id = new_run_id()
+        self.report.run_id = self.run_id
+        self.store = RunStore.open(self.ws)
+        params: dict[str, object] = {}
+        for stage_name in self.selected:
+            stage = self.dag.stage(stage_name)
+            try:
+                for file, values in self.facts.params(stage, strict=False).items():
+                    prefix = "" if file == "params.yaml" else f"{file}:"
+                    params.update({f"{prefix}{k}": v for k, v in values.items() if not _is_absent(v)})
+            except ConveyorError:
+                pass
+        self.store.start_run(
+            RunRecord(
+                id=self.run_id,
+                started_at=time.time(),
+                commit=commit,
+                dirty=dirty,
+                targets=targets,
+                command=" ".join(["conveyor", *sys.argv[1:]]) if sys.argv else "conveyor run",
+                params=params,
+                environment=environment_info(),
+            )
+        )
+
+    def _record_stage(self, result: StageResult, started_at: float) -> None:
+        if self.store is None or self.run_id is None:
+            return
+        from conveyor.store import StageRecord
+
+        self.store.record_stage(
+            self.run_id,
+            StageRecord(
+                name=result.name,
+                status=result.status,
+                started_at=started_at,
+                duration=result.duration,
+                attempts=max(result.attempts, 1),
+                outs=dict(result.outs),
+                error=result.error,
+            ),
+        )
+
+    def _finish_record(self, status: str) -> None:
+        if self.store is None or self.run_id is None:
+            return
+        metrics: dict[str, object] = {}
+        try:
+            from conveyor.pipeline._metrics import read_metrics
+
+            metrics = dict(read_metrics(self.ws))
+        except (ConveyorError, ImportError):
+            pass
+        self.store.finish_run(self.run_id, status=status, ended_at=time.time(), metrics=metrics)
+        self.store.close()
+        self.store = None
+
+    # -- the scheduler --------------------------------------------------------------------
+
+    def execute(self, targets: list[str]) -> RunReport:
+        self._start_record(targets)
+        status = "failed"
+        try:
+            self._schedule()
+            status = "succeeded" if self.report.ok else "failed"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            self._finish_record(status)
+        failed = self.report.with_status("failed")
+        if failed:
+            first = failed[0]
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            log = f"; its log: {first.log}" if first.log else ""
+            err = StageFailedError(
+                f"stage {first.name!r} failed: {first.error}{more}",
+                hint=f"fix it and run again; finished stages are recorded and will not re-run{log}",
+            )
+            err.report = self.report  # type: ignore[attr-defined]
+            raise err
+        return self.report
+
+    def _schedule(self) -> None:
+        chosen = set(self.selected)
+        waiting = list(self.selected)
+        needs = {name: self.dag.upstream[name] & chosen for name in self.selected}
+        done: set[str] = set()
+        blocked: set[str] = set()
+        queue: list[tuple[str, LockEntry, list[Reason]]] = []
+        running: dict[Future[Outcome], tuple[str, LockEntry, list[Reason], float, StageProcess]] = {}
+        stop = False
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="stage")
+        try:
+            while waiting or queue or running:
+                for name in list(waiting):
+                    if needs[name] & blocked:
+                        waiting.remove(name)
+                        blocked.add(name)
+                        up = sorted(needs[name] & blocked)[0]
+                        self._emit(StageResult(name, "skipped", error=f"upstream stage {up!r} did not finish"), 0.0)
+                        continue
+                    if stop or not needs[name] <= done:
+                        continue
+                    waiting.remove(name)
+                    decision = self._decide(name)
+                    if decision is None:
+                        done.add(name)
+                    elif isinstance(decision, StageResult):
+                        blocked.add(name)
+                        self._emit(decision, time.time())
+                        stop = stop or not self.keep_going
+                    else:
+                        queue.append(decision)
+                while queue and len(running) < self.jobs and not stop:
+                    name, entry, reasons = queue.pop(0)
+                    proc = self._prepare(name)
+                    running[pool.submit(proc.run)] = (name, entry, reasons, time.time(), proc)
+                if stop and queue:
+                    for name, _entry, _reasons in queue:
+                        blocked.add(name)
+                        self._emit(StageResult(name, "skipped", error="the run stopped after a failure"), 0.0)
+                    queue.clear()
+                if stop and not running:
+                    for name in waiting:
+                        self._emit(StageResult(name, "skipped", error="the run stopped after a failure"), 0.0)
+                    waiting.clear()
+                if not running:
+                    if waiting and not queue and not stop and not any(needs[n] <= done for n in waiting):
+                        break  # nothing can start (cannot happen with a valid DAG)
+                    continue
+                finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    name, entry, reasons, started_at, _proc = running.pop(future)
+                    result = self._complete(name, entry, reasons, future.result(), started_at)
+                    if result.status == "ran":
+                        done.add(name)
+                    else:
+                        blocked.add(name)
+                        stop = stop or not self.keep_going
+        except KeyboardInterrupt:
+            self.cancel.set()
+            for future, (name, _entry, _reasons, started_at, _proc) in running.items():
+                future.result()  # the worker kills the process group and returns
+                self._emit(StageResult(name, "interrupted", error="interrupted"), started_at)
+            raise
+        finally:
+            self.cancel.set()
+            pool.shutdown(wait=True)
+
+    def _emit(self, result: StageResult, started_at: float) -> None:
+        self.report.stages.append(result)
+        self._record_stage(result, started_at)
+        if self.on_stage is not None:
+            self.on_stage(result)
+
+    # -- one stage ------------------------------------------------------------------------
+
+    def _decide(self, name: str) -> tuple[str, LockEntry, list[Reason]] | StageResult | None:
+        """None when up to date (or restored); a failed result; or what to run and why."""
+        stage = self.dag.stage(name)
+        started = time.time()
+        if stage.frozen:
+            self._emit(StageResult(name, "frozen"), started)
+            return None
+        entry = self.lock.get(name)
+        reasons, deps, params = stale_reasons(stage, entry, self.facts)
+        if self.force:
+            reasons.insert(0, Reason("forced", "forced"))
+        if stage.always_run:
+            reasons.append(Reason("always-run", "always_run is set"))
+        if not reasons:
+            self._emit(StageResult(name, "up-to-date"), started)
+            return None
+        try:
+            self.facts.deps(stage, strict=True)
+            params = self.facts.params(stage, strict=True)
+        except ConveyorError as exc:
+            return StageResult(name, "failed", [str(r) for r in reasons], error=exc.format_message())
+        candidate = LockEntry(
+            cmd=stage.command,
+            kwargs=dict(stage.kwargs) if stage.call else None,
+            env=dict(stage.env),
+            deps=tuple(d for d in deps if isinstance(d, Fact)),
+            params=params,
+        )
+        if self.use_run_cache and not self.force and not stage.always_run:
+            restored = self._restore(stage, candidate)
+            if restored is not None:
+                result = StageResult(name, "restored", [str(r) for r in reasons], time.time() - started)
+                result.outs = {o.path: o.hash for o in restored}
+                self._emit(result, started)
+                return None
+        return name, candidate, reasons
+
+    def _outs_key(self, stage: Stage) -> list[tuple[str, str, bool]]:
+        return [(o.path, o.kind, o.cache) for o in stage.outs]
+
+    def _restore(self, stage: Stage, candidate: LockEntry) -> list[Fact] | None:
+        key = fingerprint(candidate, self._outs_key(stage))
+        outs = self.run_cache.get(key)
+        if outs is None or {o.path for o in outs} != {o.path for o in stage.outs}:
+            return None
+        from conveyor.pipeline._restore import restore_outputs
+
+        if not restore_outputs(self.repo, outs):
+            return None  # some object is gone from the cache (gc, or a fresh clone): run it
+        candidate.outs = tuple(_with_cache(o, stage) for o in outs)
+        self.lock.set(stage.name, candidate)
+        self.lock.write()
+        self._ignore_outputs(stage)
+        return outs
+
+    def _prepare(self, name: str) -> StageProcess:
+        stage = self.dag.stage(name)
+        for out in stage.outs:
+            target = self.ws.root / out.path
+            if not out.persist and os.path.lexists(target):
+                _fs.remove(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+        log = self.ws.conveyor_dir / "logs" / (self.run_id or "run") / f"{name}.log"
+        return StageProcess(stage, self.ws.root, log, self.terminal, self.cancel)
+
+    def _complete(
+        self, name: str, entry: LockEntry, reasons: list[Reason], outcome: Outcome, started_at: float
+    ) -> StageResult:
+        stage = self.dag.stage(name)
+        log = self.ws.relpath(self.ws.conveyor_dir / "logs" / (self.run_id or "run") / f"{name}.log")
+        result = StageResult(name, "ran", [str(r) for r in reasons], outcome.duration, outcome.attempts, log=log)
+        if outcome.cancelled:
+            result.status, result.error = "interrupted", "interrupted"
+        elif not outcome.ok:
+            result.status, result.error = "failed", outcome.error
+        else:
+            missing = [o.path for o in stage.outs if not os.path.lexists(self.ws.root / o.path)]
+            if missing:
+                result.status = "failed"
+                result.error = f"it did not write its output {missing[0]}"
+            else:
+                try:
+                    outs = self._store_outputs(stage)
+                except ConveyorError as exc:
+                    result.status, result.error = "failed", exc.format_message()
+                else:
+                    entry.outs = outs
+                    self.lock.set(name, entry)
+                    self.run_cache.put(fingerprint(entry, self._outs_key(stage)), list(outs))
+                    self.lock.write()
+                    self._ignore_outputs(stage)
+                    result.outs = {o.path: o.hash for o in outs}
+        self._emit(result, started_at)
+        return result
+
+    def _store_outputs(self, stage: Stage) -> tuple[Fact, ...]:
+        facts: list[Fact] = []
+        with self.repo.odb.batch() as batch:
+            for out in stage.outs:
+                snap = self.repo.snapshot(self.ws.root / out.path, batch=batch)
+                assert snap.digest is not None
+                facts.append(Fact(out.path, snap.digest, snap.size, snap.kind, snap.files, out.cache))
+        for fact in facts:
+            if fact.kind == "dir":
+                self.repo.state.mark_stored(str(self.ws.root / fact.path), fact.hash)
+        return tuple(facts)
+
+    def _ignore_outputs(self, stage: Stage) -> None:
+        if not self.ws.has_scm:
+            return
+        from conveyor.versioning._add import ignore_in_git
+
+        for out in stage.outs:
+            if out.cache:
+                ignore_in_git(self.ws.root / out.path)
+
+
+def _with_cache(fact: Fact, stage: Stage) -> Fact:
+    cache = next((o.cache for o in stage.outs if o.path == fact.path), True)
+    return Fact(fact.path, fact.hash, fact.size, fact.kind, fact.files, cache)
+
+
+def _is_absent(value: object) -> bool:
+    from conveyor.pipeline._freshness import _ABSENT
+
+    return value is _ABSENT
+
+
+def logs_dir(ws: Workspace) -> Path:
+    return ws.conveyor_dir / "logs"

@@ -1,0 +1,105 @@
+"""YAML that remembers where every value came from, so errors can name the line and column."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from conveyor.errors import ConveyorError
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class SpecError(ConveyorError):
+    """A pipeline file is malformed; the message names the file, line, column and field."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    file: str
+    line: int  # 1-based
+    column: int  # 1-based
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(slots=True)
+class Located:
+    """A document's plain value plus the mark of every node, keyed by its path from the root."""
+
+    value: Any
+    file: str
+    marks: dict[Path_, Mark]  # where each value starts
+    key_marks: dict[Path_, Mark]  # where each mapping key starts
+
+    def mark(self, path: Path_, *, key: bool = False) -> Mark:
+        """The closest known mark for ``path`` (falling back to its parents)."""
+        table = self.key_marks if key else self.marks
+        while True:
+            if path in table:
+                return table[path]
+            if key and path in self.marks:
+                return self.marks[path]
+            if not path:
+                return Mark(self.file, 1, 1)
+            path = path[:-1]
+
+
+def load(text: str, file: str) -> Located:
+    """Parse one YAML document, keeping marks; duplicate keys are errors, as users expect."""
+    try:
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            marks: dict[Path_, Mark] = {}
+            key_marks: dict[Path_, Mark] = {}
+            value = None if node is None else _build(loader, node, (), file, marks, key_marks)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else file
+        raise SpecError(
+            f"{where}: not valid YAML: {exc.problem or exc.context}",
+            hint="fix the syntax (indentation, quotes, a ':' after each key)",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{file}: not valid YAML: {exc}", hint="fix the syntax") from None
+    return Located(value, file, marks, key_marks)
+
+
+def _mark(node: yaml.Node, file: str) -> Mark:
+    return Mark(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _build(
+    loader: Any, node: yaml.Node, path: Path_, file: str, marks: dict[Path_, Mark], key_marks: dict[Path_, Mark]
+) -> Any:
+    marks[path] = _mark(node, file)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)  # resolves '<<' merge keys
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                raise SpecError(f"{_mark(key_node, file)}: a key must be a plain value", hint="write key: value")
+            key = str(key) if not isinstance(key, str) else key
+            if key in result:
+                raise SpecError(
+                    f"{_mark(key_node, file)}: duplicate key {key!r}",
+                    hint="keep one of them: YAML would silently drop the first",
+                )
+            key_marks[(*path, key)] = _mark(key_node, file)
+            result[key] = _build(loader, value_node, (*path, key), file, marks, key_marks)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(loader, item, (*path, i), file, marks, key_marks) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
