@@ -135,11 +135,15 @@ def diff_cmd(a_rev: str | None, b_rev: str | None, as_json: bool) -> None:
 @click.command("gc")
 @click.option("-a", "--all-commits", is_flag=True, help="Keep objects any commit of any branch or tag references.")
 @click.option("-n", "--dry-run", is_flag=True, help="Only count what would be removed.")
-def gc_cmd(all_commits: bool, dry_run: bool) -> None:
-    """Remove cache objects nothing references (the workspace, or with -a, git history)."""
+@click.option("--no-run-cache", is_flag=True, help="Also remove outputs only the run cache still refers to.")
+def gc_cmd(all_commits: bool, dry_run: bool, no_run_cache: bool) -> None:
+    """Remove cache objects nothing references (the workspace, or with -a, git history).
+
+    Pointer files, conveyor.lock and the pipeline's run cache count as references.
+    """
     from conveyor import gc
 
-    result = gc(all_commits=all_commits, dry_run=dry_run)
+    result = gc(all_commits=all_commits, dry_run=dry_run, run_cache=not no_run_cache)
     verb = "would remove" if dry_run else "removed"
     click.echo(f"{verb} {plural(result.removed, 'object')} ({human_size(result.removed_bytes)}), kept {result.kept}")
 

@@ -69,13 +69,19 @@ def checkout(
     relink: bool = False,
     workspace: Workspace | None = None,
 ) -> CheckoutResult:
-    """Restore tracked paths (all, or those at or below ``targets``) from the cache."""
+    """Restore tracked paths and pipeline outputs (all, or those at or below ``targets``) from the cache.
+
+    Pipeline outputs are restored to what ``conveyor.lock`` records, as after a ``git checkout``.
+    """
     ws = workspace or Workspace.find()
     with ws.lock(), Repo(ws) as repo:
+        from conveyor.pipeline import _checkout as pipeline_outputs
+
         resolved = None if targets is None else [ws.resolve_target(t, must_exist=False) for t in targets]
-        items = repo.tracked() if resolved is None else repo.tracked_for(resolved)
+        outs, resolved = pipeline_outputs.split_targets(repo, resolved)
+        items = repo.tracked() if resolved is None else repo.tracked_for(resolved) if resolved else []
         plans = [_plan(repo, item, relink=relink) for item in items]
-        at_risk = [path for plan in plans for path in plan.at_risk]
+        at_risk = [path for plan in plans for path in plan.at_risk] + pipeline_outputs.at_risk(repo, outs)
         if at_risk and not force:
             shown = ", ".join(ws.relpath(Path(p)) for p in at_risk[:3])
             more = f" and {len(at_risk) - 3} more" if len(at_risk) > 3 else ""
@@ -106,6 +112,9 @@ def checkout(
                         os.makedirs(plan.item.target, exist_ok=True)  # an empty folder is data too
                     repo.remember_tree(plan.item.target, plan.manifest, plan.item.pointer.digest)
         placer.flush_state()
+        placed, missing_outs = pipeline_outputs.checkout_outputs(repo, outs)
+        result.placed.extend(placed)
+        result.missing_objects.extend(missing_outs)
         if result.missing_objects:
             shown = ", ".join(result.missing_objects[:3])
             more = f" and {len(result.missing_objects) - 3} more" if len(result.missing_objects) > 3 else ""

@@ -21,9 +21,12 @@ class GcResult:
     dry_run: bool
 
 
-def referenced(repo: Repo, *, all_commits: bool = False) -> set[str]:
-    """Hashes of every object the workspace pointers (and with ``all_commits`` any commit) need."""
-    roots: set[tuple[str, str]] = set()
+def referenced(repo: Repo, *, all_commits: bool = False, run_cache: bool = True) -> set[str]:
+    """Hashes of every object the workspace pointers and pipeline lock (and with ``all_commits``
+    any commit's), and the pipeline's run cache, need."""
+    from conveyor.pipeline._refs import roots as pipeline_roots
+
+    roots: set[tuple[str, str]] = pipeline_roots(repo.ws, all_commits=all_commits, run_cache=run_cache)
     for item in repo.tracked():
         roots.add((item.pointer.kind, item.pointer.digest))
     if all_commits and repo.ws.has_scm:
@@ -40,11 +43,21 @@ def referenced(repo: Repo, *, all_commits: bool = False) -> set[str]:
     return keep
 
 
-def gc(*, all_commits: bool = False, dry_run: bool = False, workspace: Workspace | None = None) -> GcResult:
-    """Remove unreferenced cache objects; ``dry_run`` only counts them."""
+def gc(
+    *,
+    all_commits: bool = False,
+    dry_run: bool = False,
+    run_cache: bool = True,
+    workspace: Workspace | None = None,
+) -> GcResult:
+    """Remove unreferenced cache objects; ``dry_run`` only counts them.
+
+    Objects named by pointer files and by ``conveyor.lock`` are kept (in every commit with
+    ``all_commits``), and so are the run cache's outputs unless ``run_cache`` is false.
+    """
     ws = workspace or Workspace.find()
     with ws.lock(), Repo(ws) as repo:
-        keep = referenced(repo, all_commits=all_commits)
+        keep = referenced(repo, all_commits=all_commits, run_cache=run_cache)
         removed = removed_bytes = kept = 0
         for digest in list(repo.odb.iter_digests()):
             if digest in keep:
