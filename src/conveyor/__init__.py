@@ -24,6 +24,10 @@ _EXPORTS = {
     "gc": "conveyor.versioning",
     "verify": "conveyor.versioning",
     "ConveyorError": "conveyor.errors",
+    "run": "conveyor.pipeline",
+    "pipeline_status": "conveyor.pipeline",
+    "dag": "conveyor.pipeline",
+    "verify_reproducible": "conveyor.pipeline",
 }
 
 __all__ = [
@@ -32,18 +36,26 @@ __all__ = [
     "Workspace",
     "add",
     "checkout",
+    "dag",
     "diff",
     "gc",
     "init",
+    "pipeline_status",
+    "run",
     "status",
     "unprotect",
     "verify",
+    "verify_reproducible",
 ]
 
 if TYPE_CHECKING:
     from conveyor._api import init as init
     from conveyor.config import Config as Config
     from conveyor.errors import ConveyorError as ConveyorError
+    from conveyor.pipeline import dag as dag
+    from conveyor.pipeline import pipeline_status as pipeline_status
+    from conveyor.pipeline import run as run
+    from conveyor.pipeline import verify_reproducible as verify_reproducible
     from conveyor.versioning import add as add
     from conveyor.versioning import checkout as checkout
     from conveyor.versioning import diff as diff

@@ -185,7 +185,7 @@ def pipeline_part(workspace: Workspace, paths: list[str]) -> tuple[PipelineStatu
     Without ``conveyor.yaml`` there is no pipeline part and every path is data.
     """
     from conveyor.pipeline import Dag, load_pipeline
-    from conveyor.pipeline import status as stage_status
+    from conveyor.pipeline import pipeline_status as stage_status
     from conveyor.pipeline._spec import PIPELINE_FILE
 
     if not (workspace.root / PIPELINE_FILE).is_file():

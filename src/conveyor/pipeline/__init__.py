@@ -25,7 +25,7 @@ _EXPORTS = {
     "RunReport": "_runner",
     "StageResult": "_runner",
     "StageFailedError": "_runner",
-    "status": "_status",
+    "pipeline_status": "_status",
     "PipelineStatus": "_status",
     "StageStatus": "_status",
     "verify_reproducible": "_verify",
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from conveyor.pipeline._spec import load_pipeline as load_pipeline
     from conveyor.pipeline._status import PipelineStatus as PipelineStatus
     from conveyor.pipeline._status import StageStatus as StageStatus
-    from conveyor.pipeline._status import status as status
+    from conveyor.pipeline._status import pipeline_status as pipeline_status
     from conveyor.pipeline._verify import VerifyResult as VerifyResult
     from conveyor.pipeline._verify import verify_reproducible as verify_reproducible
 

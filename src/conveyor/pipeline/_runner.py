@@ -107,10 +107,10 @@ def run(
         selected = dag.select(targets, single_stage=single_stage, downstream=downstream)
         lock = Lock.read(ws.root / LOCK_FILE)
         if dry_run:
-            from conveyor.pipeline._status import pipeline_status
+            from conveyor.pipeline._status import compute_status
 
             report = RunReport(None, dry_run=True)
-            for entry in pipeline_status(dag, lock, Facts(repo), selected, force=force).stages:
+            for entry in compute_status(dag, lock, Facts(repo), selected, force=force).stages:
                 status = "would-run" if entry.stale else entry.state
                 report.stages.append(StageResult(entry.name, status, [str(r) for r in entry.reasons]))
             return report

@@ -38,7 +38,7 @@ class PipelineStatus:
         return [s for s in self.stages if s.stale]
 
 
-def pipeline_status(dag: Dag, lock: Lock, facts: Facts, selected: list[str], *, force: bool = False) -> PipelineStatus:
+def compute_status(dag: Dag, lock: Lock, facts: Facts, selected: list[str], *, force: bool = False) -> PipelineStatus:
     """The state of each of ``selected`` (in topological order); a stale stage makes its
     downstream stages stale too, since they will see new inputs."""
     report = PipelineStatus()
@@ -64,7 +64,7 @@ def pipeline_status(dag: Dag, lock: Lock, facts: Facts, selected: list[str], *, 
     return report
 
 
-def status(targets: list[str] | None = None, *, workspace: Workspace | None = None) -> PipelineStatus:
+def pipeline_status(targets: list[str] | None = None, *, workspace: Workspace | None = None) -> PipelineStatus:
     """Which stages of ``conveyor.yaml`` (all, or ``targets`` and their upstream) are stale, and why."""
     ws = workspace or Workspace.find()
     pipeline = load_pipeline(ws)
@@ -72,4 +72,4 @@ def status(targets: list[str] | None = None, *, workspace: Workspace | None = No
     selected = dag.select(targets)
     lock = Lock.read(ws.root / LOCK_FILE)
     with Repo(ws) as repo:
-        return pipeline_status(dag, lock, Facts(repo), selected)
+        return compute_status(dag, lock, Facts(repo), selected)

@@ -22,7 +22,7 @@ from conveyor.pipeline._executor import StageProcess, Terminal
 from conveyor.pipeline._freshness import Facts
 from conveyor.pipeline._lock import LOCK_FILE, Fact, Lock
 from conveyor.pipeline._spec import Stage, load_pipeline
-from conveyor.pipeline._status import pipeline_status
+from conveyor.pipeline._status import compute_status
 from conveyor.versioning._hashing import hash_bytes, hash_file
 from conveyor.versioning._manifest import Entry, Manifest
 from conveyor.versioning._repo import Repo
@@ -51,7 +51,7 @@ def verify_reproducible(
         dag = Dag.build(load_pipeline(ws))
         lock = Lock.read(ws.root / LOCK_FILE)
         selected = dag.select(targets)
-        status = pipeline_status(dag, lock, Facts(repo), selected)
+        status = compute_status(dag, lock, Facts(repo), selected)
         results: dict[str, VerifyResult] = {}
         todo: list[Stage] = []
         for entry in status.stages:
