@@ -28,6 +28,11 @@ _EXPORTS = {
     "pipeline_status": "conveyor.pipeline",
     "dag": "conveyor.pipeline",
     "verify_reproducible": "conveyor.pipeline",
+    "diff_params": "conveyor.pipeline",
+    "show_metrics": "conveyor.pipeline",
+    "diff_metrics": "conveyor.pipeline",
+    "show_plots": "conveyor.pipeline",
+    "diff_plots": "conveyor.pipeline",
 }
 
 __all__ = [
@@ -38,10 +43,15 @@ __all__ = [
     "checkout",
     "dag",
     "diff",
+    "diff_metrics",
+    "diff_params",
+    "diff_plots",
     "gc",
     "init",
     "pipeline_status",
     "run",
+    "show_metrics",
+    "show_plots",
     "status",
     "unprotect",
     "verify",
@@ -53,8 +63,13 @@ if TYPE_CHECKING:
     from conveyor.config import Config as Config
     from conveyor.errors import ConveyorError as ConveyorError
     from conveyor.pipeline import dag as dag
+    from conveyor.pipeline import diff_metrics as diff_metrics
+    from conveyor.pipeline import diff_params as diff_params
+    from conveyor.pipeline import diff_plots as diff_plots
     from conveyor.pipeline import pipeline_status as pipeline_status
     from conveyor.pipeline import run as run
+    from conveyor.pipeline import show_metrics as show_metrics
+    from conveyor.pipeline import show_plots as show_plots
     from conveyor.pipeline import verify_reproducible as verify_reproducible
     from conveyor.versioning import add as add
     from conveyor.versioning import checkout as checkout

@@ -126,10 +126,10 @@ def run_cmd(
     if not ran and not restored:
         click.echo(f"Everything is up to date ({plural(len(report.stages), 'stage')}).")
     else:
-        parts = [f"ran {plural(len(ran), 'stage')}"]
+        parts = [f"ran {plural(len(ran), 'stage')}"] if ran else []
         if restored:
-            parts.append(f"restored {len(restored)} from the run cache")
-        click.echo(f"{', '.join(parts)}; run {report.run_id}. Commit conveyor.lock to record the results.")
+            parts.append(f"restored {plural(len(restored), 'stage')} from the run cache")
+        click.echo(f"{', '.join(parts).capitalize()}; run {report.run_id}. Commit conveyor.lock to record the results.")
 
 
 def _report_json(report: RunReport) -> dict[str, object]:

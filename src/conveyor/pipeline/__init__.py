@@ -29,6 +29,12 @@ _EXPORTS = {
     "PipelineStatus": "_status",
     "StageStatus": "_status",
     "verify_reproducible": "_verify",
+    "diff_params": "_params",
+    "show_metrics": "_metrics",
+    "diff_metrics": "_metrics",
+    "read_metrics": "_metrics",
+    "show_plots": "_plots",
+    "diff_plots": "_plots",
     "VerifyResult": "_verify",
 }
 
@@ -38,6 +44,12 @@ if TYPE_CHECKING:
     from conveyor.pipeline._dag import Dag as Dag
     from conveyor.pipeline._lock import Lock as Lock
     from conveyor.pipeline._lock import LockEntry as LockEntry
+    from conveyor.pipeline._metrics import diff_metrics as diff_metrics
+    from conveyor.pipeline._metrics import read_metrics as read_metrics
+    from conveyor.pipeline._metrics import show_metrics as show_metrics
+    from conveyor.pipeline._params import diff_params as diff_params
+    from conveyor.pipeline._plots import diff_plots as diff_plots
+    from conveyor.pipeline._plots import show_plots as show_plots
     from conveyor.pipeline._render import dag as dag
     from conveyor.pipeline._runner import RunReport as RunReport
     from conveyor.pipeline._runner import StageFailedError as StageFailedError

@@ -119,8 +119,15 @@ def stale_reasons(
     if entry is None:
         reasons.append(Reason("new", "never ran (not in conveyor.lock)"))
         return reasons, deps, params
-    if entry.cmd != stage.command or (entry.kwargs if stage.call else None) != (stage.kwargs if stage.call else None):
+    if entry.cmd != stage.command:
         reasons.append(Reason("command", "command changed"))
+    elif stage.call is not None and entry.kwargs != stage.kwargs:
+        old_kwargs = entry.kwargs or {}
+        changed = sorted(k for k in old_kwargs.keys() | stage.kwargs.keys() if old_kwargs.get(k) != stage.kwargs.get(k))
+        detail = ", ".join(
+            f"{k} {_short(old_kwargs.get(k, '(none)'))} -> {_short(stage.kwargs.get(k, '(none)'))}" for k in changed[:3]
+        )
+        reasons.append(Reason("command", f"kwargs changed: {detail}"))
     if entry.env != stage.env:
         reasons.append(Reason("env", "env changed"))
     recorded = {d.path: d for d in entry.deps}
