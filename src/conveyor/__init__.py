@@ -33,6 +33,7 @@ _EXPORTS = {
     "diff_metrics": "conveyor.pipeline",
     "show_plots": "conveyor.pipeline",
     "diff_plots": "conveyor.pipeline",
+    "import_dvc": "conveyor.pipeline",
 }
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "diff_params",
     "diff_plots",
     "gc",
+    "import_dvc",
     "init",
     "pipeline_status",
     "run",
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     from conveyor.pipeline import diff_metrics as diff_metrics
     from conveyor.pipeline import diff_params as diff_params
     from conveyor.pipeline import diff_plots as diff_plots
+    from conveyor.pipeline import import_dvc as import_dvc
     from conveyor.pipeline import pipeline_status as pipeline_status
     from conveyor.pipeline import run as run
     from conveyor.pipeline import show_metrics as show_metrics

@@ -15,6 +15,7 @@ import click
 
 from conveyor import __version__
 from conveyor.cli._data import register as _register_data
+from conveyor.cli._import_dvc import register as _register_import_dvc
 from conveyor.cli._metrics import register as _register_metrics
 from conveyor.cli._pipeline import register as _register_pipeline
 from conveyor.cli._runs import register as _register_runs
@@ -48,6 +49,7 @@ _register_data(cli)
 _register_pipeline(cli)
 _register_metrics(cli)
 _register_runs(cli)
+_register_import_dvc(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,6 +30,8 @@ _EXPORTS = {
     "StageStatus": "_status",
     "verify_reproducible": "_verify",
     "diff_params": "_params",
+    "import_dvc": "_import_dvc",
+    "ImportResult": "_import_dvc",
     "show_metrics": "_metrics",
     "diff_metrics": "_metrics",
     "read_metrics": "_metrics",
@@ -42,6 +44,8 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from conveyor.pipeline._dag import Dag as Dag
+    from conveyor.pipeline._import_dvc import ImportResult as ImportResult
+    from conveyor.pipeline._import_dvc import import_dvc as import_dvc
     from conveyor.pipeline._lock import Lock as Lock
     from conveyor.pipeline._lock import LockEntry as LockEntry
     from conveyor.pipeline._metrics import diff_metrics as diff_metrics

@@ -365,7 +365,13 @@ class _Builder:
 
             return _TEMPLATE.sub(replace, value)
         if isinstance(value, dict):
-            return {k: self.template(v, context, (*path, k)) for k, v in value.items()}
+            # keys too: an output with options is written `- ${dir}/model.pkl: {persist: true}`
+            return {
+                (self.template(k, context, (*path, k)) if isinstance(k, str) else k): self.template(
+                    v, context, (*path, k)
+                )
+                for k, v in value.items()
+            }
         if isinstance(value, list):
             return [self.template(v, context, (*path, i)) for i, v in enumerate(value)]
         return value
