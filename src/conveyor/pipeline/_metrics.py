@@ -146,13 +146,16 @@ def diff_metrics(
     return result
 
 
-def read_metrics(workspace: Workspace) -> dict[str, Any]:
+def read_metrics(workspace: Workspace, pipeline: Pipeline | None = None) -> dict[str, Any]:
     """The numbers in the workspace's metrics files as ``{"path:key": number}``.
 
-    What the runner stores with each run. Files declared in conveyor.yaml that do not exist
-    are skipped; a file that cannot be parsed raises :class:`MetricsError`.
+    What the runner stores with each run (passing the ``pipeline`` it already loaded). Files
+    declared in conveyor.yaml that do not exist are skipped; a file that cannot be parsed
+    raises :class:`MetricsError`.
     """
     version = Version(workspace, None)
+    if pipeline is not None:
+        version._pipeline = pipeline
     files = [path for path, _ in declared_outs([version], "metric")]
     flat: dict[str, Any] = {}
     contents = version.read(files)

@@ -220,7 +220,7 @@ class _Runner:
         try:
             from conveyor.pipeline._metrics import read_metrics
 
-            metrics = dict(read_metrics(self.ws))
+            metrics = dict(read_metrics(self.ws, self.dag.pipeline))
         except (ConveyorError, ImportError):
             pass
         self.store.finish_run(self.run_id, status=status, ended_at=time.time(), metrics=metrics)
