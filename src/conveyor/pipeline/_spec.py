@@ -57,6 +57,7 @@ _KIND = {"outs": "out", "metrics": "metric", "plots": "plot"}
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
 _CALL = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*\Z")
 _TEMPLATE = re.compile(r"\$\{\s*([^{}]*?)\s*\}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _VAR_NAME = re.compile(r"[A-Za-z_][\w\-]*(\.[\w\-]+)*\Z")
 
 
@@ -343,21 +344,22 @@ class _Builder:
 
     # -- templating -----------------------------------------------------------------------
 
-    def template(self, value: Any, context: dict[str, Any], path: YamlPath) -> Any:
+    def template(self, value: Any, context: dict[str, Any], path: YamlPath, *, key: bool = False) -> Any:
         if isinstance(value, str):
             if "${" not in value:
                 return value
             whole = _TEMPLATE.fullmatch(value)
-            if whole:
+            if whole and not key:
                 return self.lookup(whole.group(1), context, path)
 
             def replace(match: re.Match[str]) -> str:
-                found = self.lookup(match.group(1), context, path)
+                found = self.lookup(match.group(1), context, path, key=key)
                 if isinstance(found, dict | list):
                     raise self.error(
                         path,
                         f"${{{match.group(1)}}} is {_type_name(found)}, not a value",
                         "name a single value inside it",
+                        key=key,
                     )
                 if isinstance(found, bool):
                     return "true" if found else "false"
@@ -366,19 +368,22 @@ class _Builder:
             return _TEMPLATE.sub(replace, value)
         if isinstance(value, dict):
             # keys too: an output with options is written `- ${dir}/model.pkl: {persist: true}`
-            return {
-                (self.template(k, context, (*path, k)) if isinstance(k, str) else k): self.template(
-                    v, context, (*path, k)
-                )
-                for k, v in value.items()
-            }
+            result: dict[Any, Any] = {}
+            for name, item in value.items():
+                new_name = self.template(name, context, (*path, name), key=True) if isinstance(name, str) else name
+                if new_name in result:
+                    raise self.error(
+                        (*path, name), f"duplicate key {new_name!r} once templated", "make the keys differ", key=True
+                    )
+                result[new_name] = self.template(item, context, (*path, name))
+            return result
         if isinstance(value, list):
             return [self.template(v, context, (*path, i)) for i, v in enumerate(value)]
         return value
 
-    def lookup(self, name: str, context: dict[str, Any], path: YamlPath) -> Any:
+    def lookup(self, name: str, context: dict[str, Any], path: YamlPath, *, key: bool = False) -> Any:
         if not _VAR_NAME.match(name):
-            raise self.error(path, f"bad template ${{{name}}}", "write ${name} or ${section.key}")
+            raise self.error(path, f"bad template ${{{name}}}", "write ${name} or ${section.key}", key=key)
         current: Any = context
         seen: list[str] = []
         for part in name.split("."):
@@ -390,7 +395,7 @@ class _Builder:
                 where = ".".join(seen)
                 choices = current if isinstance(current, dict) else {}
                 scope = f" in {where!r}" if where else ""
-                raise self.error(path, f"${{{name}}}: no {part!r}{scope}", _suggest(part, choices))
+                raise self.error(path, f"${{{name}}}: no {part!r}{scope}", _suggest(part, choices), key=key)
             seen.append(part)
         return current
 
@@ -445,6 +450,13 @@ class _Builder:
         env = body.get("env") or {}
         self.expect(env, dict, (*path, "env"), "a mapping of names to values", "env: {SEED: '1'}")
         for key, value in env.items():
+            if not _ENV_NAME.match(key):
+                raise self.error(
+                    (*path, "env", key),
+                    f"{key!r} cannot be an environment variable name",
+                    "use letters, digits and '_', not starting with a digit",
+                    key=True,
+                )
             if not isinstance(value, str | int | float) or isinstance(value, bool):
                 raise self.error((*path, "env", key), f"expected a string, got {_type_name(value)}", f"{key}: 'value'")
         retries = body.get("retries", 0)

@@ -66,6 +66,8 @@ def load(text: str, file: str) -> Located:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and "end of stream" in (exc.problem or ""):
+            mark = exc.context_mark  # an unclosed quote or bracket: point where it opened
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else file
         raise SpecError(
             f"{where}: not valid YAML: {exc.problem or exc.context}",
@@ -85,14 +87,20 @@ def _build(
 ) -> Any:
     marks[path] = _mark(node, file)
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves '<<' merge keys
+        explicit = {id(k) for k, _v in node.value if k.tag != "tag:yaml.org,2002:merge"}
+        loader.flatten_mapping(node)  # resolves '<<' merge keys: merged pairs come first
         result: dict[Any, Any] = {}
+        merged: set[str] = set()
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 raise SpecError(f"{_mark(key_node, file)}: a key must be a plain value", hint="write key: value")
             key = str(key) if not isinstance(key, str) else key
-            if key in result:
+            if id(key_node) not in explicit:
+                merged.add(key)
+            elif key in merged:
+                merged.discard(key)  # an explicit key overrides a merged one, as YAML says
+            elif key in result:
                 raise SpecError(
                     f"{_mark(key_node, file)}: duplicate key {key!r}",
                     hint="keep one of them: YAML would silently drop the first",
