@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -93,18 +96,19 @@ def run_cmd(
             click.echo(line, err=result.status in ("failed", "skipped", "interrupted"))
 
     try:
-        report = run(
-            list(targets) or None,
-            force=force,
-            single_stage=single_stage,
-            downstream=downstream,
-            dry_run=dry_run,
-            jobs=jobs,
-            keep_going=keep_going,
-            run_cache=not no_run_cache,
-            quiet=quiet or as_json,
-            on_stage=None if dry_run else show,
-        )
+        with _stop_on_sigterm():
+            report = run(
+                list(targets) or None,
+                force=force,
+                single_stage=single_stage,
+                downstream=downstream,
+                dry_run=dry_run,
+                jobs=jobs,
+                keep_going=keep_going,
+                run_cache=not no_run_cache,
+                quiet=quiet or as_json,
+                on_stage=None if dry_run else show,
+            )
     except StageFailedError as exc:
         failed_report: RunReport | None = getattr(exc, "report", None)
         if as_json and failed_report is not None:
@@ -130,6 +134,24 @@ def run_cmd(
         if restored:
             parts.append(f"restored {plural(len(restored), 'stage')} from the run cache")
         click.echo(f"{', '.join(parts).capitalize()}; run {report.run_id}. Commit conveyor.lock to record the results.")
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """Treat SIGTERM (a cancelled CI job, say) like Ctrl-C: stop the stages, keep the lock consistent."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _report_json(report: RunReport) -> dict[str, object]:
