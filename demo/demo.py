@@ -1,4 +1,4 @@
-"""Conveyor, end to end: version a real data set next to git, travel in time, clean up, stay safe.
+"""Conveyor, end to end: version a real data set next to git, then build a model from it with a pipeline.
 
 Run with ``make demo`` (or ``.venv/bin/python demo/demo.py [--keep]``). The demo builds a
 throw-away git project in a temp folder, drives the real ``conveyor`` command line and real
@@ -6,7 +6,12 @@ git as subprocesses, and prints every command with its output. It also checks ev
 so it doubles as an end-to-end test: any surprise stops it with ``DEMO FAILED: ...`` and a
 non-zero exit code (the project is then kept for inspection).
 
-Only the standard library, numpy and scikit-learn (for the wine data set) are used.
+Act one versions scikit-learn's wine data: add, status, diff, gc, checkout, links, safety.
+Act two runs a real ML pipeline on it (prepare, split, train, evaluate, baselines; the stage
+scripts are in demo/pipeline/): the DAG, incremental runs, params, metrics and plots diffs,
+the run cache, ``run --verify``, a failing stage, and the record of runs.
+
+Only the standard library, numpy, PyYAML, scikit-learn and matplotlib (the ``demo`` extra) are used.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ CONVEYOR = Path(sys.executable).parent / "conveyor"
 WINE = "data/wine.csv"
 SPLITS = "data/splits"
 SPLIT_PREFIX = SPLITS + "/"
+STAGE_SCRIPTS = Path(__file__).resolve().parent / "pipeline"  # copied to src/ in the demo project
 
 Sample = tuple[str, ...]  # one CSV row: 13 measurements and the cultivar, as text
 State = dict[str, bytes]  # every tracked file (relative path) and its exact content
@@ -153,6 +159,8 @@ class Session:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "GIT_"))}
         # A predictable git: no system or user config (signing, hooks, templates) gets in the way.
         env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_TERMINAL_PROMPT="0")
+        # As if the virtualenv were activated: the pipeline's `python ...` commands find scikit-learn.
+        env["PATH"] = os.pathsep.join([str(CONVEYOR.parent), env.get("PATH", os.defpath)])
         self.env = env
 
     # ---- printing ------------------------------------------------------------------------
@@ -214,6 +222,10 @@ class Session:
 
     def git(self, *args: str, code: int = 0, echo: bool = True) -> Run:
         return self._run(["git", *args], ["git", *args], code, echo)
+
+    def tool(self, *args: str, code: int = 0) -> Run:
+        """Any other command, e.g. tail."""
+        return self._run(list(args), list(args), code, True)
 
     # ---- the workspace -------------------------------------------------------------------
 
@@ -582,6 +594,353 @@ def safety(t: Story) -> None:
     s.ok("add refused (exit 2): nothing written")
 
 
+# --------------------------------------------------------------------------------------------
+# Act two: a pipeline that turns the versioned data into a model.
+# --------------------------------------------------------------------------------------------
+
+PARAMS_YAML = """\
+split:
+  test_size: 0.3
+  seed: 7
+train:
+  n_estimators: 100
+  max_depth: 4
+  seed: 42
+"""
+
+PIPELINE_YAML = """\
+stages:
+  prepare:
+    cmd: python src/prepare.py data/wine.csv data/prepared.csv
+    deps: [src/prepare.py, data/wine.csv]
+    outs: [data/prepared.csv]
+  split:
+    cmd: python src/split.py data/prepared.csv data/train_test
+    deps: [src/split.py, data/prepared.csv]
+    params: [split.test_size, split.seed]
+    outs: [data/train_test]
+  train:
+    call: src.train:train            # a Python function, called in a child process
+    kwargs:                          # with these arguments, typed values from params.yaml
+      n_estimators: ${train.n_estimators}
+      max_depth: ${train.max_depth}
+      seed: ${train.seed}
+    deps: [data/train_test]          # src/train.py is a dependency without being listed
+    params: [train.n_estimators, train.max_depth, train.seed]
+    outs: [models/model.pkl]
+  evaluate:
+    cmd: python src/evaluate.py
+    deps: [src/evaluate.py, models/model.pkl, data/train_test]
+    metrics: [metrics/forest.json]
+    plots:
+      - plots/per_class.csv:
+          x: cultivar
+          y: [precision, recall]
+          title: Precision and recall per cultivar
+  baseline:                          # one stage per item: baseline@majority, baseline@logistic
+    foreach: [majority, logistic]
+    do:
+      cmd: python src/baseline.py ${item}
+      deps: [src/baseline.py, data/train_test]
+      metrics:
+        - metrics/${item}.json
+"""
+
+STAGES = ["prepare", "split", "train", "evaluate", "baseline@majority", "baseline@logistic"]
+EDGES = {
+    ("prepare", "split"),
+    ("split", "train"),
+    ("split", "evaluate"),
+    ("train", "evaluate"),
+    ("split", "baseline@majority"),
+    ("split", "baseline@logistic"),
+}
+METRICS_FILES = ["metrics/forest.json", "metrics/majority.json", "metrics/logistic.json"]
+MODEL = "models/model.pkl"
+Metrics = dict[str, dict[str, float]]  # metrics file -> metric -> value
+
+
+def stages_with(run: Run, status: str) -> list[str]:
+    """The stages a run reports with ``status``, from lines such as '✔ ran: train (1.2 s) — ...'."""
+    return re.findall(rf"^\S+ {re.escape(status)}: (\S+)", run.out + run.err, flags=re.MULTILINE)
+
+
+def expect_stages(run: Run, status: str, expected: Sequence[str]) -> None:
+    got = stages_with(run, status)
+    expect(sorted(got) == sorted(expected), f"'{shell_join(run.argv)}': {status} {sorted(got)}, expected {expected}")
+
+
+def run_id(run: Run) -> str:
+    match = re.search(r"; run (\S+)\. Commit conveyor\.lock", run.out)
+    expect(match is not None, f"'{shell_join(run.argv)}' did not name its run: {run.out!r}")
+    assert match is not None
+    return match.group(1)
+
+
+def table_rows(run: Run, columns: int) -> list[list[str]]:
+    """The rows of a table of single-word cells (the header row is dropped)."""
+    rows = [line.split() for line in run.out.splitlines()[1:]]
+    expect(all(len(row) == columns for row in rows), f"'{shell_join(run.argv)}': unexpected table {run.out!r}")
+    return rows
+
+
+def close(shown: str, value: float, digits: int = 5) -> bool:
+    """``shown`` is ``value`` rounded to ``digits`` significant digits (conveyor shows 5; 3 for %)."""
+    return abs(float(shown) - value) <= 10.0 ** (1 - digits) * max(abs(value), 1e-9)
+
+
+@dataclass
+class Lab:
+    """What act two remembers between sections."""
+
+    runs: dict[str, str]  # what the run did -> its run id
+    model: bytes = b""  # the 100-tree model of the first run
+    metrics: Metrics | None = None  # its metrics
+
+
+def read_metrics(s: Session) -> Metrics:
+    return {rel: json.loads((s.project / rel).read_text(encoding="utf-8")) for rel in METRICS_FILES}
+
+
+def set_trees(s: Session, old: str, new: str) -> None:
+    params = s.project / "params.yaml"
+    text = params.read_text(encoding="utf-8")
+    expect(f"n_estimators: {old}\n" in text, f"params.yaml should say n_estimators: {old}")
+    params.write_text(text.replace(f"n_estimators: {old}\n", f"n_estimators: {new}\n"), encoding="utf-8")
+
+
+def pipeline_setup(t: Story) -> None:
+    s = t.s
+    s.heading(
+        "Act two: a pipeline from the data to a model",
+        f"""
+        Versioned data is where a model starts. conveyor.yaml declares how to build one from
+        {WINE}, the file tracked above, in stages that read and write files. prepare cleans it
+        and adds features; split makes a seeded, stratified train/test split into the folder
+        data/train_test/; train is a call: stage, conveyor calls the Python function
+        src/train.py:train with keyword arguments taken from params.yaml; evaluate writes
+        metrics and a per-cultivar plot; baseline is a foreach stage, one copy per simple model
+        the forest has to beat. The stage scripts are plain Python (demo/pipeline/, copied to src/).
+        """,
+    )
+    (s.project / "src").mkdir()
+    for script in sorted(STAGE_SCRIPTS.glob("*.py")):
+        shutil.copy(script, s.project / "src" / script.name)
+    (s.project / "params.yaml").write_text(PARAMS_YAML, encoding="utf-8")
+    (s.project / "conveyor.yaml").write_text(PIPELINE_YAML, encoding="utf-8")
+    (s.project / ".gitignore").write_text("__pycache__/\nconveyor_plots/\n", encoding="utf-8")
+    s.say("params.yaml:")
+    s.show(PARAMS_YAML)
+    s.say("conveyor.yaml:")
+    s.show(PIPELINE_YAML)
+    print()
+    run = s.conveyor("dag")
+    expect(all(f"│ {name} │" in run.out for name in STAGES), f"dag should draw every stage: {run.out}")
+    run = s.conveyor("dag", "--mermaid")
+    ids = dict(re.findall(r'^\s+(\w+)\["([^"]+)"\]$', run.out, flags=re.MULTILINE))
+    edges = {(ids[a], ids[b]) for a, b in re.findall(r"^\s+(\w+) --> (\w+)$", run.out, flags=re.MULTILINE)}
+    expect(sorted(ids.values()) == sorted(STAGES), f"dag --mermaid: stages {sorted(ids.values())}")
+    expect(edges == EDGES, f"dag --mermaid: edges {sorted(edges)}, expected {sorted(EDGES)}")
+    s.ok("the graph follows the files: each stage depends on the stages that write what it reads")
+
+
+def pipeline_first_run(t: Story, lab: Lab) -> None:
+    s = t.s
+    s.heading(
+        "The first run",
+        """
+        conveyor run runs every stage in dependency order, independent ones in parallel, and
+        records in conveyor.lock the hash of everything each stage read and wrote. Outputs go
+        to the cache and are git-ignored, like data added by hand; metrics and plots are small,
+        so git keeps them.
+        """,
+    )
+    run = s.conveyor("run")
+    expect_stages(run, "ran", STAGES)
+    lab.runs["first"] = run_id(run)
+    s.ok(f"all {len(STAGES)} stages ran (run {lab.runs['first']})")
+    lab.model = (s.project / MODEL).read_bytes()
+    lab.metrics = read_metrics(s)
+    run = s.conveyor("metrics", "show")
+    shown = {(path, key): value for path, key, value in table_rows(run, 3)}
+    wanted = {(path, key): value for path, values in lab.metrics.items() for key, value in values.items()}
+    expect(shown.keys() == wanted.keys(), f"metrics show: {sorted(shown)}, expected {sorted(wanted)}")
+    expect(all(close(shown[k], v) for k, v in wanted.items()), f"metrics show: {shown}, files say {wanted}")
+    forest, majority = lab.metrics["metrics/forest.json"], lab.metrics["metrics/majority.json"]
+    expect(forest["accuracy"] > majority["accuracy"], f"the forest should beat guessing: {lab.metrics}")
+    s.ok(f"metrics show matches the files: the forest scores {forest['accuracy']:.1%} accuracy on unseen wines")
+    print()
+    run = s.git("status", "--short", "--untracked-files=all")
+    seen = sorted(line[3:] for line in run.out.splitlines())
+    expected = sorted(
+        [".gitignore", "conveyor.lock", "conveyor.yaml", "params.yaml", "data/.gitignore", "models/.gitignore"]
+        + [*METRICS_FILES, "plots/per_class.csv"]
+        + [f"src/{p.name}" for p in STAGE_SCRIPTS.glob("*.py")]
+    )
+    expect(seen == expected, f"git should see {expected}, sees {seen}")
+    s.ok("git sees code, config, lock, metrics and plot; not the prepared data, the split or the model")
+    s.git("add", "-A")
+    s.git("commit", "-q", "-m", "pipeline: random forest, 100 trees")
+    print()
+    s.say("Nothing changed, so nothing runs:")
+    run = s.conveyor("run")
+    expect(run.out == f"Everything is up to date ({len(STAGES)} stages).\n", f"no-op run: {run.out!r}")
+    s.conveyor("status")
+    s.expect_clean()
+
+
+def pipeline_experiment(t: Story, lab: Lab) -> None:
+    s = t.s
+    assert lab.metrics is not None
+    s.heading(
+        "An experiment: a smaller forest",
+        """
+        Would 3 trees do as well as 100? We change one number in params.yaml. status says which
+        stages that makes stale and why; --dry-run says what a run would do. Only train reads
+        the param, and evaluate reads the model, so only those two run: the data preparation,
+        the split and the baselines are reused as they are.
+        """,
+    )
+    set_trees(s, "100", "3")
+    s.git("diff", "params.yaml")
+    run = s.conveyor("status")
+    stale = re.findall(r"^stale: (\S+)", run.out, flags=re.MULTILINE)
+    expect(sorted(stale) == ["evaluate", "train"], f"status: stale {stale}, expected train and evaluate")
+    expect("param train.n_estimators changed: 100 -> 3" in run.out, f"status should name the param: {run.out}")
+    s.ok("status: train is stale because train.n_estimators changed 100 -> 3; evaluate because train will run")
+    run = s.conveyor("run", "--dry-run")
+    expect_stages(run, "would run", ["train", "evaluate"])
+    expect((s.project / MODEL).read_bytes() == lab.model, "a dry run must not touch the model")
+    run = s.conveyor("run")
+    expect_stages(run, "ran", ["train", "evaluate"])
+    lab.runs["experiment"] = run_id(run)
+    s.ok("only train and evaluate ran; prepare, split and the baselines were not re-run")
+    print()
+    s.say("What did it do? metrics diff compares the committed metrics with the new ones:")
+    new = read_metrics(s)
+    run = s.conveyor("metrics", "diff")
+    rows = table_rows(run, 6)
+    changed = {(p, k) for p, values in new.items() for k, v in values.items() if v != lab.metrics[p][k]}
+    expect({(row[0], row[1]) for row in rows} == changed, f"metrics diff: {rows}, expected {sorted(changed)}")
+    for path, key, old, now, change, pct in rows:
+        before, after = lab.metrics[path][key], new[path][key]
+        expect(close(old, before) and close(now, after), f"metrics diff: {path} {key}: {old} -> {now}")
+        expect(close(change, after - before), f"metrics diff: {path} {key}: change {change}")
+        expect(pct.endswith("%") and close(pct[:-1], 100 * (after - before) / abs(before), 3), f"{key}: {pct}")
+    accuracy = (lab.metrics["metrics/forest.json"]["accuracy"], new["metrics/forest.json"]["accuracy"])
+    expect(accuracy[1] < accuracy[0], f"3 trees should be less accurate than 100: {accuracy}")
+    s.ok(f"accuracy {accuracy[0]:.1%} -> {accuracy[1]:.1%}; each change and change in % checked")
+    run = s.conveyor("params", "diff")
+    expect(table_rows(run, 4) == [["params.yaml", "train.n_estimators", "100", "3"]], f"params diff: {run.out!r}")
+    run = s.conveyor("plots", "diff")
+    page = s.project / run.out.strip()
+    expect(page.is_file(), f"plots diff should write an HTML page: {run.out!r}")
+    html = page.read_text(encoding="utf-8")
+    expect("data:image/png;base64," in html and "<script" not in html, "the page should embed PNG charts, no JS")
+    s.ok(f"{run.out.strip()}: one self-contained page, HEAD and workspace overlaid per cultivar")
+    s.git("commit", "-q", "-a", "-m", "experiment: 3 trees")
+
+
+def pipeline_revert(t: Story, lab: Lab) -> None:
+    s = t.s
+    s.heading(
+        "Going back costs nothing: the run cache",
+        """
+        Fewer trees lose accuracy, so we go back: git restores params.yaml from the commit
+        before. conveyor remembers every stage it ran by a fingerprint of its code, data,
+        arguments and params; train with 100 trees ran before, so its model is restored from
+        the cache instead of being trained again, and evaluate, given that model, likewise.
+        """,
+    )
+    s.git("checkout", "HEAD~1", "--", "params.yaml")
+    run = s.conveyor("run")
+    expect_stages(run, "restored from the run cache", ["train", "evaluate"])
+    expect_stages(run, "ran", [])
+    expect((s.project / MODEL).read_bytes() == lab.model, f"{MODEL} should be the first run's, byte for byte")
+    s.ok(f"nothing was trained; {MODEL} is the first run's model, byte for byte")
+    run = s.conveyor("metrics", "diff", "HEAD~1")
+    expect(run.out == "No metrics changed between HEAD~1 and workspace.\n", f"metrics diff HEAD~1: {run.out!r}")
+    s.ok("the metrics are exactly those of the first pipeline commit")
+    s.git("commit", "-q", "-a", "-m", "back to 100 trees")
+    s.expect_clean()
+
+
+def pipeline_verify(t: Story) -> None:
+    s = t.s
+    s.heading(
+        "Is it reproducible?",
+        """
+        A result nobody can reproduce is not worth much. run --verify runs every up-to-date
+        stage again in a scratch copy of the project and compares what it writes with
+        conveyor.lock, byte for byte. The stages fix their random seeds, so every one matches;
+        a stage that did not (an unseeded split, a timestamp in a file) would be named, and the
+        command would exit 1, failing a CI job.
+        """,
+    )
+    run = s.conveyor("run", "--verify")
+    expect_stages(run, "reproducible", STAGES)
+    s.ok(f"all {len(STAGES)} stages reproduced their outputs exactly; the workspace was not touched")
+    s.expect_clean()
+
+
+def pipeline_failure(t: Story, lab: Lab) -> None:
+    s = t.s
+    s.heading(
+        "When a stage fails",
+        """
+        Someone types the letter O for the zeros: n_estimators: 1OO. train fails; conveyor
+        stops what depends on it, exits 1 and names the stage and its log (--quiet keeps the
+        stage's own output, here a long traceback, in the log only). The fix is the old value;
+        train cleared its output before it failed, but the run cache still has that model.
+        """,
+    )
+    set_trees(s, "100", "1OO")
+    run = s.conveyor("run", "--quiet", code=1)
+    expect_stages(run, "failed", ["train"])
+    expect_stages(run, "skipped", ["evaluate"])
+    expect_stages(run, "ran", [])
+    error = [line for line in run.err.splitlines() if line.startswith("error: ")]
+    expect(len(error) == 1 and "'train'" in error[0], f"expected one error line naming train: {run.err!r}")
+    match = re.search(r"its log: (\S+)$", error[0])
+    expect(match is not None, f"the error should name the stage's log: {error[0]}")
+    assert match is not None
+    log = match.group(1)
+    expect((s.project / log).is_file(), f"the log {log} should exist")
+    lab.runs["failed"] = Path(log).parent.name  # .conveyor/logs/<run id>/<stage>.log
+    run = s.tool("tail", "-n", "1", log)
+    expect("n_estimators" in run.out and "1OO" in run.out, f"the log should say what was wrong: {run.out!r}")
+    s.ok("exit code 1; the error names the stage and its log, and the log says why")
+    s.git("checkout", "params.yaml")
+    run = s.conveyor("run")
+    expect_stages(run, "restored from the run cache", ["train"])
+    expect((s.project / MODEL).read_bytes() == lab.model, f"{MODEL} should be the 100-tree model again")
+    s.ok("the model is back from the run cache, no training needed")
+    s.expect_clean()
+
+
+def pipeline_runs(t: Story, lab: Lab) -> None:
+    s = t.s
+    s.heading(
+        "Every run is on record",
+        """
+        Each conveyor run is recorded: when, on which commit (* marks uncommitted changes to
+        files git tracks), what ran, how long it took, the params and the metrics. runs
+        compare puts two of them side by side: the first run and the 3-tree experiment.
+        """,
+    )
+    run = s.conveyor("runs", "list")
+    listed = {line.split()[0]: line for line in run.out.splitlines()[1:] if line.strip()}
+    for what, rid in lab.runs.items():
+        expect(rid in listed, f"runs list should show the {what} run {rid}: {run.out}")
+    failed = [rid for rid, line in listed.items() if " failed " in line]
+    expect(len(failed) == 1, f"runs list should show one failed run: {run.out}")
+    s.ok(f"{len(listed)} runs listed, newest first, the failed one among them")
+    run = s.conveyor("runs", "compare", lab.runs["first"], lab.runs["experiment"])
+    expect(re.search(r"train\.n_estimators\s+100\s+3\b", run.out) is not None, f"runs compare: {run.out}")
+    expect("metrics/forest.json:accuracy" in run.out, f"runs compare should compare the accuracy: {run.out}")
+    s.ok("runs compare: n_estimators 100 -> 3, and what it did to every metric and stage duration")
+
+
 def summary(t: Story, seconds: float, kept: Path | None) -> None:
     s = t.s
     pointers = sum(len((s.project / f"{rel}.cvy").read_bytes()) for rel in (WINE, SPLITS))
@@ -595,6 +954,11 @@ def summary(t: Story, seconds: float, kept: Path | None) -> None:
         "gc --all-commits dropped the abandoned attempt and kept all history; verify re-hashed all",
         "hardlinks saved disk space, unprotect made a file editable again",
         "checkout refused to discard unsaved work; bad input got a one-line error and exit code",
+        f"a {len(STAGES)}-stage pipeline (cmd, call and foreach stages) turned the data into a model",
+        "changing one param re-ran only the 2 stages that read it; diffs showed params, metrics, plots",
+        "going back restored the earlier model from the run cache, byte for byte, without training",
+        "run --verify reproduced every stage exactly; a failing stage got exit 1, its name and its log",
+        "every run is on record: runs list and runs compare",
     ):
         print(f"  {CHECK} {line}")
     print()
@@ -623,7 +987,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="conveyor-demo-"))
-    print(_style("Conveyor demo: continuous delivery for ML, starting with data versioning", "1"))
+    print(_style("Conveyor demo: continuous delivery for ML: data versioning, then a pipeline", "1"))
     print(f"  (a throw-away project in {root / 'wine-project'})")
     failed = False
     try:
@@ -633,6 +997,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup(session)
         for step in steps:
             step(story)
+        lab = Lab(runs={})
+        pipeline_setup(story)
+        for act in (pipeline_first_run, pipeline_experiment, pipeline_revert):
+            act(story, lab)
+        pipeline_verify(story)
+        pipeline_failure(story, lab)
+        pipeline_runs(story, lab)
         summary(story, time.perf_counter() - started, root if args.keep else None)
     except DemoFailure as exc:
         failed = True
