@@ -150,7 +150,7 @@ def stale_reasons(
             elif old is None or key not in old:
                 reasons.append(Reason("params-list", f"new param {key} ({file})"))
             elif old[key] != value or type(old[key]) is not type(value):
-                reasons.append(Reason("param-changed", f"param {key} changed: {_short(old[key])} -> {_short(value)}"))
+                reasons.extend(_param_changes(key, old[key], value))
         if old is not None:
             for key in sorted(set(old) - set(values)):
                 reasons.append(Reason("params-list", f"param {key} is no longer used ({file})"))
@@ -159,6 +159,24 @@ def stale_reasons(
     if check_outs:
         reasons.extend(out_reasons(stage, entry, facts))
     return reasons, deps, params
+
+
+def _param_changes(key: str, old: Any, new: Any) -> list[Reason]:
+    """One reason per changed leaf, so ``params: [train]`` reads like ``train.lr`` does."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        from conveyor.pipeline._params import flatten
+
+        flat_old, flat_new = flatten(old), flatten(new)
+        changes = []
+        for sub in [*flat_new, *(k for k in flat_old if k not in flat_new)]:
+            a, b = flat_old.get(sub, _ABSENT), flat_new.get(sub, _ABSENT)
+            if a != b or type(a) is not type(b):
+                before = "(none)" if a is _ABSENT else _short(a)
+                after = "(none)" if b is _ABSENT else _short(b)
+                changes.append(Reason("param-changed", f"param {key}.{sub} changed: {before} -> {after}"))
+        if changes:
+            return changes
+    return [Reason("param-changed", f"param {key} changed: {_short(old)} -> {_short(new)}")]
 
 
 def out_reasons(stage: Stage, entry: LockEntry, facts: Facts) -> list[Reason]:

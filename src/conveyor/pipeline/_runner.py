@@ -221,6 +221,10 @@ class _Runner:
             from conveyor.pipeline._metrics import read_metrics
 
             metrics = dict(read_metrics(self.ws, self.dag.pipeline))
+            # a metrics file whose stage did not finish in this run holds an older run's numbers
+            unfinished = {s.name for s in self.report.stages if s.status in ("failed", "skipped", "interrupted")}
+            stale_files = {out.path for name in unfinished for out in self.dag.stage(name).outs if out.kind == "metric"}
+            metrics = {k: v for k, v in metrics.items() if not any(k.startswith(f"{p}:") for p in stale_files)}
         except (ConveyorError, ImportError):
             pass
         self.store.finish_run(self.run_id, status=status, ended_at=time.time(), metrics=metrics)

@@ -117,7 +117,7 @@ def compare_runs(a: RunRecord, b: RunRecord) -> RunComparison:
             sa.duration if sa else None,
             sb.duration if sb else None,
         )
-        if sa and sb:
+        if sa and sb and sa.status == sb.status == "ran":  # a skipped or restored stage took no time of its own
             change.delta, change.relative = _change(sa.duration, sb.duration)
         stages.append(change)
     return RunComparison(a, b, _compare_values(a.params, b.params), _compare_values(a.metrics, b.metrics), stages)

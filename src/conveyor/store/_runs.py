@@ -677,7 +677,8 @@ def _version_from_metadata(path: str) -> str | None:
 
 
 def git_state(root: Path) -> tuple[str | None, bool]:
-    """(HEAD's commit, or None outside git or before the first commit; whether tracked files changed).
+    """(HEAD's commit, or None outside git or before the first commit; whether the work tree differs
+    from it: changed tracked files, or new files git would see, which a checkout of the commit lacks).
 
     One ``git status`` call; it takes no lock on the index, so it never gets in the way of
     a git command the user runs meanwhile.
@@ -686,7 +687,7 @@ def git_state(root: Path) -> tuple[str | None, bool]:
 
     try:
         proc = subprocess.run(
-            ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+            ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=normal"],
             cwd=root,
             capture_output=True,
             text=True,
