@@ -203,12 +203,6 @@ def test_a_stage_reading_a_folder_holding_its_own_output(project: Project) -> No
     assert "'a'" in line and "its own output" in line, line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: graph errors (two producers, overlapping outputs, a stage reading its own output) carry no "
-    "conveyor.yaml:LINE:COL although docs/pipelines.md says every mistake is reported with file, line and "
-    "column; Stage.mark is there but Dag.build does not use it",
-)
 @pytest.mark.parametrize(
     ("text", "where"),
     [
@@ -402,11 +396,6 @@ def test_an_unknown_target_suggests_a_stage(project: Project, command: str) -> N
     assert "did you mean 'right'?" in line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (hint): 'conveyor status rigth' in a project with a stage 'right' says \"rigth: not tracked by "
-    "conveyor; track it with 'conveyor add rigth'\" instead of suggesting the stage, as dag and run do",
-)
 def test_status_of_a_misspelled_stage_suggests_the_stage(project: Project) -> None:
     write_pipeline(project, DIAMOND)
     result = project.cvy("status", "rigth")
@@ -427,12 +416,6 @@ def test_status_takes_an_output_path_relative_to_the_current_folder(project: Pro
     assert [s["name"] for s in data["stages"]] == ["a"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: 'cd sub && conveyor run out.txt' (or dag) fails with 'out.txt: no such stage or stage output': "
-    "Dag.resolve_targets takes output paths relative to the workspace root, not the current folder, "
-    "while 'conveyor status out.txt' from the same folder resolves it",
-)
 @pytest.mark.parametrize("command", ["run", "dag"])
 def test_run_and_dag_take_an_output_path_relative_to_the_current_folder(project: Project, command: str) -> None:
     write_pipeline(project, SUBFOLDER)

@@ -244,12 +244,6 @@ def test_status_names_a_param_key_that_went_missing(pipeline: Project) -> None:
     assert {"kind": "param-missing", "detail": "param train.lr is missing from params.yaml"} in train["reasons"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with params.yaml deleted, 'conveyor status' says 'param train.lr is no longer used "
-    "(params.yaml)' (kind params-list) instead of saying the params file is missing; only 'run' then "
-    "fails with 'params file not found' (Facts.params swallows the error when strict=False)",
-)
 def test_status_says_a_params_file_is_missing(pipeline: Project) -> None:
     (pipeline.root / "params.yaml").unlink()
     data = json.loads(pipeline.ok("status", "--json"))
@@ -258,11 +252,6 @@ def test_status_says_a_params_file_is_missing(pipeline: Project) -> None:
     assert "no longer used" not in pipeline.ok("status")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a param whose value is NaN ('clip: .nan') makes its stage stale forever ('param fit.clip "
-    "changed: nan -> nan'): stale_reasons compares with != and nan != nan, so every run restores it again",
-)
 def test_a_nan_param_does_not_make_the_stage_stale_forever(project: Project) -> None:
     project.write("params.yaml", "fit:\n  clip: .nan\n")
     write_pipeline(project, "stages:\n  fit:\n    cmd: echo > m.txt\n    params: [fit.clip]\n    outs: [m.txt]\n")
@@ -324,11 +313,6 @@ def test_jobs_must_be_positive(pipeline: Project) -> None:
     assert "-j -1: needs at least one job" in the_error_line(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: 'conveyor run -j 0' is accepted and runs with one job per CPU: run() does "
-    "'jobs = jobs or os.cpu_count()' before its 'jobs < 1' check, so only negative numbers are refused",
-)
 def test_zero_jobs_is_refused(pipeline: Project) -> None:
     result = pipeline.cvy("run", "-j", "0")
     assert result.code == 2
@@ -660,12 +644,6 @@ def test_sigterm_is_handled_like_ctrl_c(slow_run: tuple[Project, subprocess.Pope
     assert list(Lock.read(project.root / "conveyor.lock").entries) == ["first"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when the terminal closes (SIGHUP), conveyor dies but its stages keep running: each stage runs "
-    "in its own session (start_new_session=True), so the terminal's SIGHUP never reaches it, and conveyor has "
-    "no SIGHUP handler to stop them as it does for SIGINT/SIGTERM",
-)
 def test_a_hangup_stops_the_stages_too(slow_run: tuple[Project, subprocess.Popen[str]]) -> None:
     project, proc = slow_run
     shell, child = pid_from(project.root / "slow.pid"), pid_from(project.root / "slow_child.pid")
@@ -856,12 +834,6 @@ def test_uncached_outputs_stay_visible_to_git(project: Project) -> None:
     assert outs["report.txt"]["cache"] is False and outs["metrics.json"]["cache"] is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: switching an output to 'cache: false' does not make its stage stale: status says up to date, "
-    "'conveyor run' does nothing, conveyor.lock keeps it as cached and .gitignore keeps ignoring it, so the "
-    "file the user now wants in git cannot be added (stale_reasons/out_reasons ignore the cache flag)",
-)
 def test_switching_an_output_to_cache_false_takes_it_out_of_gitignore(project: Project) -> None:
     text = "stages:\n  rep:\n    cmd: echo r > report.txt\n    outs:\n      - report.txt:\n          cache: {}\n"
     write_pipeline(project, text.format("true"))

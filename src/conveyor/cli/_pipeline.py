@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
+import os
 import signal
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -138,20 +140,25 @@ def run_cmd(
 
 @contextlib.contextmanager
 def _stop_on_sigterm() -> Iterator[None]:
-    """Treat SIGTERM (a cancelled CI job, say) like Ctrl-C: stop the stages, keep the lock consistent."""
+    """Treat SIGTERM and SIGHUP like Ctrl-C: stop the stages' process groups, keep the lock consistent.
+
+    The stages run in sessions of their own, so a closed terminal's hangup does not reach them.
+    """
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    signals = (signal.SIGTERM, signal.SIGHUP)  # a cancelled job; a closed terminal or ssh session
     try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
+        previous = [signal.signal(sig, interrupt) for sig in signals]
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in zip(signals, previous, strict=True):
+            signal.signal(sig, handler)
 
 
 def _report_json(report: RunReport) -> dict[str, object]:
@@ -227,6 +234,11 @@ def pipeline_part(workspace: Workspace, paths: list[str]) -> tuple[PipelineStatu
         elif rel in dag.producers:
             stage_targets.append(rel)
         else:
+            close = difflib.get_close_matches(path, list(dag.pipeline.stages), n=1, cutoff=0.6)
+            if close and not os.path.lexists(resolved):
+                from conveyor.pipeline._yaml import SpecError
+
+                raise SpecError(f"{path}: no such stage, output or tracked path", hint=f"did you mean {close[0]!r}?")
             data.append(path)
     if not stage_targets:
         return None, data

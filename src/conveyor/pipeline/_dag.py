@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import bisect
 import graphlib
+import os
 from dataclasses import dataclass
 
 from conveyor.pipeline._spec import Pipeline, Stage
 from conveyor.pipeline._yaml import SpecError
+from conveyor.workspace import Workspace
 
 
 @dataclass(slots=True)
@@ -30,7 +32,8 @@ class Dag:
                 if other is not None:
                     who = f"stage {other!r}" if other != stage.name else "it"
                     raise SpecError(
-                        f"{out.path}: output of stage {stage.name!r} is also an output of {who}",
+                        f"{_where(stage, 'out', out.path)}{out.path}: output of stage {stage.name!r} "
+                        f"is also an output of {who}",
                         hint="an output has exactly one producer: rename one of them",
                     )
                 producers[out.path] = stage.name
@@ -41,8 +44,8 @@ class Dag:
                 parent = "/".join(parts[:i])
                 if parent in producers:
                     raise SpecError(
-                        f"{path}: output of stage {producers[path]!r} lies inside {parent}, "
-                        f"the output of stage {producers[parent]!r}",
+                        f"{_where(stages[producers[path]], 'out', path)}{path}: output of stage {producers[path]!r} "
+                        f"lies inside {parent}, the output of stage {producers[parent]!r}",
                         hint="outputs must not overlap: write them to separate folders",
                     )
         upstream: dict[str, set[str]] = {name: set() for name in stages}
@@ -51,7 +54,8 @@ class Dag:
                 for producer in _producers_of(dep, producers, paths):
                     if producer == stage.name:
                         raise SpecError(
-                            f"{dep}: stage {stage.name!r} lists it as a dependency and writes it as an output",
+                            f"{_where(stage, 'dep', dep)}{dep}: stage {stage.name!r} lists it as a dependency "
+                            "and writes it as an output",
                             hint="a stage cannot read its own output: remove it from deps (or use persist: true)",
                         )
                     upstream[stage.name].add(producer)
@@ -81,6 +85,21 @@ class Dag:
                     seen.add(nxt)
                     todo.append(nxt)
         return seen
+
+    def normalize_targets(self, ws: Workspace, targets: list[str] | None) -> list[str] | None:
+        """Targets as stage names or workspace-relative output paths; a path is taken relative
+        to where the command runs (``ws.base``), as every other path argument is."""
+        if not targets:
+            return targets
+        normalized = []
+        for target in targets:
+            if target in self.pipeline.stages or any(n.split("@", 1)[0] == target for n in self.pipeline.stages):
+                normalized.append(target)
+                continue
+            absolute = os.path.normpath(os.path.join(ws.base, target))
+            rel = os.path.relpath(absolute, ws.root).replace(os.sep, "/")
+            normalized.append(rel if rel in self.producers else target)
+        return normalized
 
     def resolve_targets(self, targets: list[str]) -> set[str]:
         """Stage names for ``targets``: stage names, ``name@*`` groups, or output paths."""
@@ -115,6 +134,11 @@ class Dag:
             elif not single_stage:
                 chosen = self.ancestors(chosen)
         return [name for name in self.order if name in chosen]
+
+
+def _where(stage: Stage, kind: str | None = None, path: str | None = None) -> str:
+    mark = stage.place(kind, path) if kind is not None and path is not None else stage.mark
+    return f"{mark}: " if mark is not None else ""
 
 
 def _suggest_stage(target: str, names: list[str]) -> str:
@@ -153,7 +177,7 @@ def _toposort(stages: dict[str, Stage], upstream: dict[str, set[str]]) -> list[s
         cycle = exc.args[1]
         chain = " -> ".join(cycle)
         raise SpecError(
-            f"the stages {chain} depend on each other in a cycle",
+            f"{_where(stages[cycle[0]])}the stages {chain} depend on each other in a cycle",
             hint="break the cycle: one of those stages must not read what a later one writes",
         ) from None
     order: list[str] = []

@@ -7,12 +7,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import MissingFileError
+from conveyor.errors import ConveyorError, MissingFileError
 from conveyor.pipeline._lock import Fact, LockEntry
 from conveyor.pipeline._spec import Stage
 from conveyor.versioning._repo import Repo
 
 _ABSENT = object()
+
+
+class _MissingFile(dict[str, Any]):
+    """The params of a file that does not exist (or cannot be read)."""
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal values of equal types, all the way down; NaN equals NaN (a param left as it was)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b or (a != a and b != b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +72,10 @@ class Facts:
 
             try:
                 cached = read_params(self._abs(rel))
-            except Exception as exc:
+            except ConveyorError as exc:
+                absolute = str(self._abs(rel))
+                exc.message = exc.message.replace(absolute, rel)  # name it as conveyor.yaml does
+                exc.args = (exc.message,)
                 cached = exc
             self._params[rel] = cached
         if isinstance(cached, Exception):
@@ -73,10 +93,10 @@ class Facts:
         for ref in stage.params:
             try:
                 data = self.params_file(ref.file)
-            except Exception:
+            except ConveyorError:
                 if strict:
                     raise
-                values[ref.file] = {}
+                values[ref.file] = _MissingFile()
                 continue
             if ref.keys is None:
                 values[ref.file] = flatten(data)
@@ -144,12 +164,15 @@ def stale_reasons(
         reasons.append(Reason("deps-list", f"dependency {path} was removed"))
     for file, values in params.items():
         old = entry.params.get(file)
+        if isinstance(values, _MissingFile):
+            reasons.append(Reason("param-missing", f"params file {file} is missing"))
+            continue
         for key, value in values.items():
             if value is _ABSENT:
                 reasons.append(Reason("param-missing", f"param {key} is missing from {file}"))
             elif old is None or key not in old:
                 reasons.append(Reason("params-list", f"new param {key} ({file})"))
-            elif old[key] != value or type(old[key]) is not type(value):
+            elif not same_value(old[key], value):
                 reasons.extend(_param_changes(key, old[key], value))
         if old is not None:
             for key in sorted(set(old) - set(values)):
@@ -170,7 +193,7 @@ def _param_changes(key: str, old: Any, new: Any) -> list[Reason]:
         changes = []
         for sub in [*flat_new, *(k for k in flat_old if k not in flat_new)]:
             a, b = flat_old.get(sub, _ABSENT), flat_new.get(sub, _ABSENT)
-            if a != b or type(a) is not type(b):
+            if not same_value(a, b):
                 before = "(none)" if a is _ABSENT else _short(a)
                 after = "(none)" if b is _ABSENT else _short(b)
                 changes.append(Reason("param-changed", f"param {key}.{sub} changed: {before} -> {after}"))
@@ -187,6 +210,9 @@ def out_reasons(stage: Stage, entry: LockEntry, facts: Facts) -> list[Reason]:
         before = recorded.get(out.path)
         if before is None:
             reasons.append(Reason("outs-list", f"new output {out.path}"))
+            continue
+        if before.cache != out.cache:
+            reasons.append(Reason("outs-list", f"output {out.path} changed to cache: {str(out.cache).lower()}"))
             continue
         now = facts.path_fact(out.path)
         if now is None:

@@ -16,7 +16,7 @@ def dag(targets: list[str] | None = None, *, fmt: str = "text", workspace: Works
         raise UsageError(f"unknown format {fmt!r}", hint=f"choose one of {', '.join(FORMATS)}")
     ws = workspace or Workspace.find()
     graph = Dag.build(load_pipeline(ws))
-    names = graph.select(targets)
+    names = graph.select(graph.normalize_targets(ws, targets))
     edges = [(up, name) for name in names for up in sorted(graph.upstream[name], key=names.index)]
     if fmt == "mermaid":
         return render_mermaid(names, edges)

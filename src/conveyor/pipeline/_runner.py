@@ -96,15 +96,15 @@ def run(
     finish) and raises :class:`StageFailedError` after the lock is written.
     """
     ws = workspace or Workspace.find()
-    jobs = jobs or os.cpu_count() or 1
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         from conveyor.errors import UsageError
 
         raise UsageError(f"-j {jobs}: needs at least one job", hint="pass -j 1 or more")
+    jobs = jobs or os.cpu_count() or 1
     with ws.lock(), Repo(ws) as repo:
         pipeline = load_pipeline(ws)
         dag = Dag.build(pipeline)
-        selected = dag.select(targets, single_stage=single_stage, downstream=downstream)
+        selected = dag.select(dag.normalize_targets(ws, targets), single_stage=single_stage, downstream=downstream)
         lock = Lock.read(ws.root / LOCK_FILE)
         if dry_run:
             from conveyor.pipeline._status import compute_status
@@ -440,13 +440,16 @@ class _Runner:
         return tuple(facts)
 
     def _ignore_outputs(self, stage: Stage) -> None:
+        """Cached outputs are git-ignored (the lock has their hashes); the others are git's to track."""
         if not self.ws.has_scm:
             return
-        from conveyor.versioning._add import ignore_in_git
+        from conveyor.versioning._add import ignore_in_git, unignore_in_git
 
         for out in stage.outs:
             if out.cache:
                 ignore_in_git(self.ws.root / out.path)
+            else:
+                unignore_in_git(self.ws.root / out.path)
 
 
 def _with_cache(fact: Fact, stage: Stage) -> Fact:

@@ -100,6 +100,11 @@ class Stage:
     frozen: bool = False
     desc: str | None = None
     mark: Mark | None = None
+    places: dict[str, Mark] = field(default_factory=dict, hash=False, compare=False)  # "dep:PATH"/"out:PATH"
+
+    def place(self, kind: str, path: str) -> Mark | None:
+        """Where ``conveyor.yaml`` names this dep or output (``kind`` "dep" or "out")."""
+        return self.places.get(f"{kind}:{path}", self.mark)
 
     @property
     def command(self) -> str:
@@ -435,10 +440,12 @@ class _Builder:
             raise self.error((*path, "wdir"), f"{wdir_raw!r} is outside the workspace", "use a folder inside it")
         wdir = os.path.relpath(wdir_abs, self.root).replace(os.sep, "/")
 
-        deps = [
-            self.path(d, wdir_abs, (*path, "deps", i), allow_outside=True)
-            for i, d in enumerate(self.strings(body, "deps", path))
-        ]
+        places: dict[str, Mark] = {}
+        deps = []
+        for i, raw_dep in enumerate(self.strings(body, "deps", path)):
+            dep = self.path(raw_dep, wdir_abs, (*path, "deps", i), allow_outside=True)
+            deps.append(dep)
+            places.setdefault(f"dep:{dep}", self.doc.mark((*path, "deps", i)))
         if call is not None:
             source = self.module_source(call, wdir_abs)
             if source is not None and source not in deps:
@@ -446,7 +453,7 @@ class _Builder:
         params = self.params(body.get("params"), wdir_abs, (*path, "params"))
         outs: list[Out] = []
         for section in ("outs", "metrics", "plots"):
-            outs.extend(self.outs(body.get(section), section, wdir_abs, (*path, section)))
+            outs.extend(self.outs(body.get(section), section, wdir_abs, (*path, section), places))
         env = body.get("env") or {}
         self.expect(env, dict, (*path, "env"), "a mapping of names to values", "env: {SEED: '1'}")
         for key, value in env.items():
@@ -465,10 +472,12 @@ class _Builder:
             raise self.error((*path, "retries"), "must not be negative", "retries: 0 for no retry")
         retry_delay = body.get("retry_delay", 1.0)
         self.expect(retry_delay, (int, float), (*path, "retry_delay"), "seconds", "retry_delay: 5")
+        if not 0 <= retry_delay < float("inf"):
+            raise self.error((*path, "retry_delay"), "must be zero or more seconds", "retry_delay: 5")
         timeout = body.get("timeout")
         if timeout is not None:
             self.expect(timeout, (int, float), (*path, "timeout"), "seconds", "timeout: 600")
-            if timeout <= 0:
+            if not 0 < timeout < float("inf"):
                 raise self.error((*path, "timeout"), "must be positive", "timeout: 600 (seconds), or remove it")
         for flag in ("always_run", "frozen"):
             if flag in body:
@@ -493,6 +502,7 @@ class _Builder:
             frozen=bool(body.get("frozen", False)),
             desc=desc,
             mark=self.doc.mark(path, key=True),
+            places=places,
         )
 
     def strings(self, body: dict[str, Any], name: str, path: YamlPath) -> list[str]:
@@ -555,7 +565,7 @@ class _Builder:
                 )
         return [ParamRef(file, None if keys is None else tuple(keys)) for file, keys in grouped.items()]
 
-    def outs(self, raw: Any, section: str, wdir_abs: str, path: YamlPath) -> list[Out]:
+    def outs(self, raw: Any, section: str, wdir_abs: str, path: YamlPath, places: dict[str, Mark]) -> list[Out]:
         if raw is None:
             return []
         if isinstance(raw, str):
@@ -579,6 +589,7 @@ class _Builder:
                 if flag in options:
                     self.expect(options[flag], bool, (*path, i, item, flag), "true or false", f"{flag}: true")
             rel = self.path(item, wdir_abs, (*path, i))
+            places.setdefault(f"out:{rel}", self.doc.mark((*path, i)))
             cache = options.get("cache", kind == "out")
             extra = {k: v for k, v in options.items() if k not in ("cache", "persist", "desc")}
             result.append(Out(rel, kind, bool(cache), bool(options.get("persist", False)), extra))

@@ -69,7 +69,7 @@ def pipeline_status(targets: list[str] | None = None, *, workspace: Workspace | 
     ws = workspace or Workspace.find()
     pipeline = load_pipeline(ws)
     dag = Dag.build(pipeline)
-    selected = dag.select(targets)
+    selected = dag.select(dag.normalize_targets(ws, targets))
     lock = Lock.read(ws.root / LOCK_FILE)
     with Repo(ws) as repo:
         return compute_status(dag, lock, Facts(repo), selected)

@@ -50,7 +50,7 @@ def verify_reproducible(
     with ws.lock(), Repo(ws) as repo:
         dag = Dag.build(load_pipeline(ws))
         lock = Lock.read(ws.root / LOCK_FILE)
-        selected = dag.select(targets)
+        selected = dag.select(dag.normalize_targets(ws, targets))
         status = compute_status(dag, lock, Facts(repo), selected)
         results: dict[str, VerifyResult] = {}
         todo: list[Stage] = []

@@ -112,12 +112,30 @@ def _check_targets(repo: Repo, targets: list[str | os.PathLike[str]]) -> list[Pa
     return resolved
 
 
-def ignore_in_git(target: Path) -> Path:
-    """List ``/name`` in the ``.gitignore`` beside ``target`` so git keeps only the pointer."""
-    gitignore = target.parent / ".gitignore"
+def _ignore_entry(target: Path) -> str:
     entry = "/" + target.name.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?").replace("[", "\\[")
     if entry.startswith("/#") or entry.startswith("/!"):
         entry = "/\\" + entry[1:]
+    return entry
+
+
+def unignore_in_git(target: Path) -> None:
+    """Take ``/name`` out of the ``.gitignore`` beside ``target`` (conveyor put it there)."""
+    gitignore = target.parent / ".gitignore"
+    entry = _ignore_entry(target)
+    try:
+        lines = gitignore.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return
+    if entry in lines:
+        kept = [line for line in lines if line != entry]
+        _fs.atomic_write_text(gitignore, "".join(line + "\n" for line in kept))
+
+
+def ignore_in_git(target: Path) -> Path:
+    """List ``/name`` in the ``.gitignore`` beside ``target`` so git keeps only the pointer."""
+    gitignore = target.parent / ".gitignore"
+    entry = _ignore_entry(target)
     try:
         text = gitignore.read_text(encoding="utf-8")
     except FileNotFoundError:
