@@ -12,6 +12,8 @@ from pathlib import Path
 
 import conveyor
 import conveyor.errors
+import conveyor.pipeline
+import conveyor.store
 import conveyor.versioning
 
 HEADER = """\
@@ -45,15 +47,39 @@ def render() -> str:
         func = getattr(conveyor, name)
         signature = str(inspect.signature(func)).replace("'", "")
         parts.append(f"### `conveyor.{name}{signature}`\n\n{_doc(func)}\n")
+    parts.append("## Pipelines\n")
+    for name in (
+        "run",
+        "pipeline_status",
+        "dag",
+        "verify_reproducible",
+        "diff_params",
+        "show_metrics",
+        "diff_metrics",
+        "show_plots",
+        "diff_plots",
+        "import_dvc",
+    ):
+        func = getattr(conveyor, name)
+        signature = str(inspect.signature(func)).replace("'", "")
+        parts.append(f"### `conveyor.{name}{signature}`\n\n{_doc(func)}\n")
     parts.append("## Results\n")
-    for name in sorted(conveyor.versioning.__all__):
-        obj = getattr(conveyor.versioning, name)
-        if not dataclasses.is_dataclass(obj):
-            continue
-        fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(obj))
-        doc = _doc(obj)
-        doc = "" if doc.startswith(f"{name}(") else f"{doc} "
-        parts.append(f"- **`{name}`**: {doc}Fields: {fields}.")
+    for module in (conveyor.versioning, conveyor.pipeline, conveyor.store):
+        for name in sorted(module.__all__):
+            obj = getattr(module, name)
+            if not (isinstance(obj, type) and dataclasses.is_dataclass(obj)):
+                continue
+            fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(obj))
+            doc = _doc(obj)
+            doc = "" if doc.startswith(f"{name}(") else f"{doc.splitlines()[0] if doc else ''} "
+            parts.append(f"- **`{module.__name__}.{name}`**: {doc}Fields: {fields}.")
+    parts.append("\n## Run records\n")
+    store = conveyor.store.RunStore
+    parts.append(f"### `conveyor.store.RunStore`\n\n{_doc(store)}\n")
+    for meth in ("open", "start_run", "record_stage", "finish_run", "list_runs", "get_run", "count_runs"):
+        func = getattr(store, meth)
+        signature = str(inspect.signature(func)).replace("'", "")
+        parts.append(f"- `RunStore.{meth}{signature}`: {_doc(func).splitlines()[0] if _doc(func) else ''}")
     parts.append("\n## Workspace\n")
     ws = conveyor.Workspace
     parts.append(f"### `conveyor.Workspace`\n\n{_doc(ws)}\n")
@@ -63,8 +89,13 @@ def render() -> str:
         parts.append(f"- `Workspace.{meth}{signature}`: {_doc(func).splitlines()[0]}")
     parts.append("\n## Errors\n")
     parts.append("| exception | exit code | meaning |\n|---|---|---|")
-    for name, obj in vars(conveyor.errors).items():
-        if isinstance(obj, type) and issubclass(obj, conveyor.errors.ConveyorError):
+    from conveyor.pipeline._runner import StageFailedError
+    from conveyor.pipeline._yaml import SpecError
+
+    errors = [(name, obj) for name, obj in vars(conveyor.errors).items() if isinstance(obj, type)]
+    errors += [("pipeline.SpecError", SpecError), ("pipeline.StageFailedError", StageFailedError)]
+    for name, obj in errors:
+        if issubclass(obj, conveyor.errors.ConveyorError):
             parts.append(f"| `{name}` | {obj.exit_code} | {_doc(obj).splitlines()[0]} |")
     return "\n".join(parts) + "\n"
 
