@@ -73,6 +73,9 @@ def status_cmd(paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
                 for reason in entry.reasons:
                     click.echo(f"    {reason.detail}")
             fresh = len(stages.stages) - len(stages.stale)
+            kinds = {r.kind for s in stages.stale for r in s.reasons}
+            if kinds & {"out-missing", "out-changed"}:
+                click.echo("(after a git checkout, 'conveyor checkout' restores the outputs conveyor.lock records)")
             if stages.clean:
                 click.echo(f"Pipeline is up to date ({plural(len(stages.stages), 'stage')}).")
             else:
