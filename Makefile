@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-versioning bench-pipeline clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,13 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check src tests bench demo
 	$(BIN)/mypy
 
-bench: $(VENV)/.demo-installed
+bench: bench-versioning bench-pipeline
+
+bench-versioning: $(VENV)/.demo-installed
 	$(BIN)/python bench/bench_versioning.py $(BENCH_ARGS)
+
+bench-pipeline: $(VENV)/.demo-installed
+	$(BIN)/python bench/bench_pipeline.py $(BENCH_PIPELINE_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
