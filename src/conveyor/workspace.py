@@ -39,9 +39,23 @@ _CONVEYOR_GITIGNORE = """\
 /lock
 /config.local
 /logs/
+/parsed/
 /runs.db
 /runs.db-*
 """
+
+
+def ensure_private_ignored(conveyor_dir: Path) -> None:
+    """Add to ``.conveyor/.gitignore`` the entries a newer conveyor keeps local (after an upgrade)."""
+    path = conveyor_dir / ".gitignore"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return  # not a workspace made by init (or it was removed on purpose): leave it
+    present = set(text.splitlines())
+    missing = [line for line in _CONVEYOR_GITIGNORE.splitlines() if line.startswith("/") and line not in present]
+    if missing:
+        _fs.atomic_write_text(path, text + ("" if text.endswith("\n") else "\n") + "\n".join(missing) + "\n")
 
 
 def git_root(path: Path) -> Path | None:

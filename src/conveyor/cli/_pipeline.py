@@ -88,7 +88,8 @@ def run_cmd(
     TARGETS are stage names or output paths; without them every stage is considered.
     """
     if verify:
-        _verify(list(targets), jobs, as_json)
+        with _stop_on_sigterm():
+            _verify(list(targets), jobs, as_json)
         return
     from conveyor.pipeline import StageFailedError, run
 

@@ -50,7 +50,8 @@ class Dag:
                     )
         upstream: dict[str, set[str]] = {name: set() for name in stages}
         for stage in stages.values():
-            for dep in stage.deps:
+            # a params file another stage writes is an input too
+            for dep in (*stage.deps, *(ref.file for ref in stage.params)):
                 for producer in _producers_of(dep, producers, paths):
                     if producer == stage.name:
                         raise SpecError(

@@ -56,15 +56,22 @@ class Terminal:
             return
         stream = sys.stderr if err else sys.stdout
         with self._lock:
-            stream.write(f"[{stage}] {text}" if self.prefix else text)
-            stream.flush()
+            try:
+                stream.write(f"[{stage}] {text}" if self.prefix else text)
+                stream.flush()
+            except (OSError, ValueError):
+                # the reader went away (`conveyor run | head`): the stage's output still goes to its log
+                self.quiet = True
 
     def note(self, text: str) -> None:
         if self.quiet:
             return
         with self._lock:
-            sys.stderr.write(text + "\n")
-            sys.stderr.flush()
+            try:
+                sys.stderr.write(text + "\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                self.quiet = True
 
 
 class StageProcess:
@@ -156,8 +163,11 @@ class StageProcess:
                 timed_out = True
                 self._kill(proc)
                 break
+        # whatever the command left running in its group (a `cmd &` it did not wait for) goes
+        # with it: it could still write outputs after they are recorded, or hold the pipes open
+        self._kill_group(proc.pid)
         for reader in readers:
-            reader.join(timeout=5)
+            reader.join(timeout=5)  # only a process that left the group (setsid) can hold a pipe longer
         self._proc = None
         code = proc.returncode
         if cancelled:
@@ -181,6 +191,13 @@ class StageProcess:
                 if not text.endswith("\n"):
                     text += "\n"
                 self.terminal.line(self.stage.name, text, err=err)
+
+    @staticmethod
+    def _kill_group(pgid: int) -> None:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes]) -> None:

@@ -55,17 +55,28 @@ class Facts:
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
         self._params: dict[str, dict[str, Any] | Exception] = {}
+        self._stamps: dict[str, tuple[int, ...]] = {}
 
-    def path_fact(self, rel: str) -> Fact | None:
-        snap = self.repo.snapshot(self._abs(rel))
+    def path_fact(self, rel: str, *, skip_pointers: bool = False) -> Fact | None:
+        path = self._abs(rel)
+        snap = self.repo.snapshot(path, skip_pointers=skip_pointers)
         if snap.kind == "missing" or snap.digest is None:
             return None
-        return Fact(rel, snap.digest, snap.size, snap.kind, snap.files)
+        return Fact(rel, snap.digest, snap.size, snap.kind, snap.files, executable=snap.executable)
 
     def _abs(self, rel: str) -> Path:
         return Path(rel) if os.path.isabs(rel) else self.repo.ws.root / rel
 
     def params_file(self, rel: str) -> dict[str, Any]:
+        # re-read when the file changed: a stage decided later must see what it will run with
+        try:
+            st = os.stat(self._abs(rel))
+            stamp: tuple[int, ...] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        except OSError:
+            stamp = ()
+        if self._stamps.get(rel) != stamp:
+            self._params.pop(rel, None)
+            self._stamps[rel] = stamp
         cached = self._params.get(rel)
         if cached is None:
             from conveyor.pipeline._params import read_params
@@ -81,9 +92,6 @@ class Facts:
         if isinstance(cached, Exception):
             raise cached
         return cached
-
-    def forget_params(self) -> None:
-        self._params.clear()
 
     def params(self, stage: Stage, *, strict: bool) -> dict[str, dict[str, Any]]:
         """``{file: {key: value}}`` for the params ``stage`` reads; missing keys raise when ``strict``."""
@@ -116,7 +124,7 @@ class Facts:
         """One fact per dep, or the dep's path when it does not exist (an error when ``strict``)."""
         found: list[Fact | str] = []
         for dep in stage.deps:
-            fact = self.path_fact(dep)
+            fact = self.path_fact(dep, skip_pointers=True)
             if fact is None:
                 if strict:
                     raise MissingFileError(
@@ -141,15 +149,19 @@ def stale_reasons(
         return reasons, deps, params
     if entry.cmd != stage.command:
         reasons.append(Reason("command", "command changed"))
-    elif stage.call is not None and entry.kwargs != stage.kwargs:
+    elif stage.call is not None and not same_value(entry.kwargs, stage.kwargs):
         old_kwargs = entry.kwargs or {}
-        changed = sorted(k for k in old_kwargs.keys() | stage.kwargs.keys() if old_kwargs.get(k) != stage.kwargs.get(k))
+        changed = sorted(
+            k for k in old_kwargs.keys() | stage.kwargs.keys() if not same_value(old_kwargs.get(k), stage.kwargs.get(k))
+        )
         detail = ", ".join(
             f"{k} {_short(old_kwargs.get(k, '(none)'))} -> {_short(stage.kwargs.get(k, '(none)'))}" for k in changed[:3]
         )
         reasons.append(Reason("command", f"kwargs changed: {detail}"))
     if entry.env != stage.env:
         reasons.append(Reason("env", "env changed"))
+    if entry.wdir != stage.wdir:
+        reasons.append(Reason("command", f"wdir changed: {entry.wdir} -> {stage.wdir}"))
     recorded = {d.path: d for d in entry.deps}
     for dep in deps:
         if isinstance(dep, str):
@@ -217,7 +229,7 @@ def out_reasons(stage: Stage, entry: LockEntry, facts: Facts) -> list[Reason]:
         now = facts.path_fact(out.path)
         if now is None:
             reasons.append(Reason("out-missing", f"output {out.path} is missing"))
-        elif now.hash != before.hash:
+        elif now.hash != before.hash or now.executable != before.executable:
             reasons.append(Reason("out-changed", f"output {out.path} was changed since the stage ran"))
     for path in sorted(set(recorded) - declared):
         reasons.append(Reason("outs-list", f"output {path} was removed from the stage"))

@@ -11,15 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from conveyor import _fs
 from conveyor.pipeline._yaml import SpecError
 
 LOCK_FILE = "conveyor.lock"
 _SCHEMA = 1
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +28,15 @@ class Fact:
     kind: str = "file"  # "file" or "dir"
     files: int = 1
     cache: bool = True  # outputs only: whether the lock's hash is also git-ignored data
+    executable: bool = False  # file outputs only: restored with the execute bit
 
     def to_dict(self, *, out: bool) -> dict[str, Any]:
         data: dict[str, Any] = {"path": self.path, "hash": self.hash, "size": self.size}
         if self.kind == "dir":
             data["kind"] = "dir"
             data["files"] = self.files
+        if out and self.executable:
+            data["executable"] = True
         if out and not self.cache:
             data["cache"] = False
         return data
@@ -54,6 +53,7 @@ class Fact:
             "dir" if kind == "dir" else "file",
             int(data.get("files", 1)),
             bool(data.get("cache", True)),
+            bool(data.get("executable", False)),
         )
 
 
@@ -64,6 +64,7 @@ class LockEntry:
     cmd: str
     kwargs: dict[str, Any] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    wdir: str = "."
     deps: tuple[Fact, ...] = ()
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     outs: tuple[Fact, ...] = ()
@@ -74,6 +75,8 @@ class LockEntry:
             data["kwargs"] = {k: self.kwargs[k] for k in sorted(self.kwargs)}
         if self.env:
             data["env"] = {k: self.env[k] for k in sorted(self.env)}
+        if self.wdir != ".":
+            data["wdir"] = self.wdir
         if self.deps:
             data["deps"] = [d.to_dict(out=False) for d in sorted(self.deps, key=lambda f: f.path)]
         if self.params:
@@ -99,6 +102,7 @@ class LockEntry:
             cmd=data["cmd"],
             kwargs=kwargs,
             env={str(k): str(v) for k, v in env.items()},
+            wdir=str(data.get("wdir", ".")),
             deps=tuple(Fact.from_dict(d, where) for d in data.get("deps") or ()),
             params={str(f): dict(v) for f, v in params.items()},
             outs=tuple(Fact.from_dict(o, where) for o in data.get("outs") or ()),
@@ -127,7 +131,17 @@ class Lock:
         self._texts: dict[str, str] = {}
 
     @classmethod
-    def read(cls, path: Path) -> Lock:
+    def read(cls, path: Path, *, conveyor_dir: Path | None = None) -> Lock:
+        """The lock at ``path``; with ``conveyor_dir``, parsed once and reused while unchanged."""
+        if conveyor_dir is None:
+            return cls._read(path)
+        from conveyor.pipeline._parsed import cached
+
+        entries = cached(conveyor_dir, "lock", lambda: (cls._read(path).entries, [str(path)]))
+        return cls(path, dict(entries))
+
+    @classmethod
+    def _read(cls, path: Path) -> Lock:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -141,8 +155,10 @@ class Lock:
                 f"{where}: has unresolved git merge conflict markers",
                 hint=f"take one side (git checkout --theirs {LOCK_FILE}) and run 'conveyor run' to bring it up to date",
             )
+        import yaml  # lazily: a lock already parsed (see _parsed) is read without it
+
         try:
-            data = yaml.load(text, Loader=_Loader)
+            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError:
             raise _damaged(where) from None
         if data is None:
@@ -178,9 +194,11 @@ class Lock:
         for name in sorted(self.entries):
             rendered = self._texts.get(name)
             if rendered is None:
+                import yaml
+
                 body = yaml.dump(
                     {name: self.entries[name].to_dict()},
-                    Dumper=_Dumper,
+                    Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
                     sort_keys=False,
                     default_flow_style=False,
                     allow_unicode=True,

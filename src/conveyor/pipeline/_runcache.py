@@ -26,6 +26,7 @@ def fingerprint(entry: LockEntry, outs: list[tuple[str, str, bool]]) -> str:
         "cmd": entry.cmd,
         "kwargs": entry.kwargs,
         "env": entry.env,
+        "wdir": entry.wdir,
         "deps": sorted((d.path, d.hash) for d in entry.deps),
         "params": {f: {k: v for k, v in sorted(p.items())} for f, p in sorted(entry.params.items())},
         "outs": sorted(outs),
@@ -44,7 +45,10 @@ class RunCache:
     def get(self, key: str) -> list[Fact] | None:
         try:
             data: Any = json.loads(self.path(key).read_bytes())
-            return [Fact(o["path"], o["hash"], int(o["size"]), o["kind"], int(o["files"])) for o in data["outs"]]
+            return [
+                Fact(o["path"], o["hash"], int(o["size"]), o["kind"], int(o["files"]), True, bool(o.get("exec", 0)))
+                for o in data["outs"]
+            ]
         except (OSError, ValueError, KeyError, TypeError):
             return None  # absent, or damaged by something outside conveyor: treated as a miss
 
@@ -52,7 +56,14 @@ class RunCache:
         data = {
             "schema": 1,
             "outs": [
-                {"path": o.path, "hash": o.hash, "size": o.size, "kind": o.kind, "files": o.files}
+                {
+                    "path": o.path,
+                    "hash": o.hash,
+                    "size": o.size,
+                    "kind": o.kind,
+                    "files": o.files,
+                    "exec": int(o.executable),
+                }
                 for o in sorted(outs, key=lambda f: f.path)
             ],
         }

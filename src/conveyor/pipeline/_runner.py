@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conveyor import _fs
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, MissingFileError
 from conveyor.pipeline._dag import Dag
 from conveyor.pipeline._executor import Outcome, StageProcess, Terminal
-from conveyor.pipeline._freshness import Facts, Reason, stale_reasons
+from conveyor.pipeline._freshness import Facts, Reason, same_value, stale_reasons
 from conveyor.pipeline._lock import LOCK_FILE, Fact, Lock, LockEntry
 from conveyor.pipeline._runcache import RunCache, fingerprint
 from conveyor.pipeline._spec import Stage, load_pipeline
@@ -105,7 +105,7 @@ def run(
         pipeline = load_pipeline(ws)
         dag = Dag.build(pipeline)
         selected = dag.select(dag.normalize_targets(ws, targets), single_stage=single_stage, downstream=downstream)
-        lock = Lock.read(ws.root / LOCK_FILE)
+        lock = Lock.read(ws.root / LOCK_FILE, conveyor_dir=ws.conveyor_dir)
         if dry_run:
             from conveyor.pipeline._status import compute_status
 
@@ -308,7 +308,11 @@ class _Runner:
                 finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
                 for future in finished:
                     name, entry, reasons, started_at, _proc = running.pop(future)
-                    result = self._complete(name, entry, reasons, future.result(), started_at)
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # a bug or an OS error in the worker: this stage failed, not the run
+                        outcome = Outcome(False, 1, 0.0, error=f"{type(exc).__name__}: {exc}")
+                    result = self._complete(name, entry, reasons, outcome, started_at)
                     if result.status == "ran":
                         done.add(name)
                     else:
@@ -360,7 +364,7 @@ class _Runner:
             deps=tuple(d for d in deps if isinstance(d, Fact)),
             params=params,
         )
-        if self.use_run_cache and not self.force and not stage.always_run:
+        if self.use_run_cache and not self.force and not stage.always_run and not _persists(stage):
             restored = self._restore(stage, candidate)
             if restored is not None:
                 result = StageResult(name, "restored", [str(r) for r in reasons], time.time() - started)
@@ -379,12 +383,16 @@ class _Runner:
             return None
         from conveyor.pipeline._restore import restore_outputs
 
-        if not restore_outputs(self.repo, outs):
-            return None  # some object is gone from the cache (gc, or a fresh clone): run it
+        try:
+            if not restore_outputs(self.repo, outs):
+                return None  # some object is gone from the cache (gc, or a fresh clone): run it
+        except ConveyorError as exc:  # a damaged object: running the stage makes the outputs anew
+            self.terminal.note(f"stage {stage.name!r}: not restored from the run cache ({exc.message}); running it")
+            return None
         candidate.outs = tuple(_with_cache(o, stage) for o in outs)
+        self._ignore_outputs(stage)  # before the lock: a kill in between leaves nothing un-ignored
         self.lock.set(stage.name, candidate)
         self.lock.write()
-        self._ignore_outputs(stage)
         return outs
 
     def _prepare(self, name: str) -> StageProcess:
@@ -393,6 +401,8 @@ class _Runner:
             target = self.ws.root / out.path
             if not out.persist and os.path.lexists(target):
                 _fs.remove(target)
+            elif out.persist and os.path.lexists(target):
+                _make_writable(self.ws, target)  # the stage must not write through links into the cache
             target.parent.mkdir(parents=True, exist_ok=True)
         log = self.ws.conveyor_dir / "logs" / (self.run_id or "run") / f"{name}.log"
         return StageProcess(stage, self.ws.root, log, self.terminal, self.cancel)
@@ -408,32 +418,55 @@ class _Runner:
         elif not outcome.ok:
             result.status, result.error = "failed", outcome.error
         else:
-            missing = [o.path for o in stage.outs if not os.path.lexists(self.ws.root / o.path)]
+            missing = [o.path for o in stage.outs if not os.path.exists(self.ws.root / o.path)]
             if missing:
                 result.status = "failed"
                 result.error = f"it did not write its output {missing[0]}"
             else:
                 try:
                     outs = self._store_outputs(stage)
+                    moved = self._inputs_moved(stage, entry)
                 except ConveyorError as exc:
                     result.status, result.error = "failed", exc.format_message()
                 else:
                     entry.outs = outs
+                    if moved:
+                        # the stage may have read either version: record what it was decided on, so the
+                        # next status shows it stale, and keep this result out of the run cache
+                        self.terminal.note(f"stage {name!r}: {moved} while it ran; it will run again")
+                        result.reasons.append(f"{moved} while it ran")
+                    elif not _persists(stage):
+                        self.run_cache.put(fingerprint(entry, self._outs_key(stage)), list(outs))
+                    self._ignore_outputs(stage)  # before the lock: a kill in between leaves nothing un-ignored
                     self.lock.set(name, entry)
-                    self.run_cache.put(fingerprint(entry, self._outs_key(stage)), list(outs))
                     self.lock.write()
-                    self._ignore_outputs(stage)
                     result.outs = {o.path: o.hash for o in outs}
         self._emit(result, started_at)
         return result
+
+    def _inputs_moved(self, stage: Stage, entry: LockEntry) -> str | None:
+        """What changed among the stage's deps and params since it was decided, if anything."""
+        for dep in self.facts.deps(stage, strict=False):
+            path = dep if isinstance(dep, str) else dep.path
+            before = entry.dep(path)
+            if isinstance(dep, str) or before is None or before.hash != dep.hash:
+                return f"dependency {path} changed"
+        params = self.facts.params(stage, strict=False)
+        for file, values in params.items():
+            recorded = entry.params.get(file, {})
+            if values.keys() != recorded.keys() or any(not same_value(v, recorded[k]) for k, v in values.items()):
+                return f"params in {file} changed"
+        return None
 
     def _store_outputs(self, stage: Stage) -> tuple[Fact, ...]:
         facts: list[Fact] = []
         with self.repo.odb.batch() as batch:
             for out in stage.outs:
-                snap = self.repo.snapshot(self.ws.root / out.path, batch=batch)
-                assert snap.digest is not None
-                facts.append(Fact(out.path, snap.digest, snap.size, snap.kind, snap.files, out.cache))
+                path = self.ws.root / out.path
+                snap = self.repo.snapshot(path, batch=batch)
+                if snap.digest is None:
+                    raise MissingFileError(f"{out.path}: output vanished while it was stored", hint="run it again")
+                facts.append(Fact(out.path, snap.digest, snap.size, snap.kind, snap.files, out.cache, snap.executable))
         for fact in facts:
             if fact.kind == "dir":
                 self.repo.state.mark_stored(str(self.ws.root / fact.path), fact.hash)
@@ -454,7 +487,23 @@ class _Runner:
 
 def _with_cache(fact: Fact, stage: Stage) -> Fact:
     cache = next((o.cache for o in stage.outs if o.path == fact.path), True)
-    return Fact(fact.path, fact.hash, fact.size, fact.kind, fact.files, cache)
+    return Fact(fact.path, fact.hash, fact.size, fact.kind, fact.files, cache, fact.executable)
+
+
+def _persists(stage: Stage) -> bool:
+    """A stage with persistent outputs reads its own previous output: its fingerprint cannot say what it made."""
+    return any(out.persist for out in stage.outs)
+
+
+def _make_writable(ws: Workspace, target: Path) -> None:
+    from conveyor.versioning._checkout import make_private
+
+    if target.is_dir() and not target.is_symlink():
+        for folder, _dirs, files in os.walk(target):
+            for name in files:
+                make_private(ws, Path(folder) / name)
+    else:
+        make_private(ws, target)
 
 
 def _is_absent(value: object) -> bool:

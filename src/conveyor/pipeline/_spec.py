@@ -135,16 +135,22 @@ class Pipeline:
 def load_pipeline(workspace: Workspace, path: Path | None = None) -> Pipeline:
     """Load and validate ``conveyor.yaml`` (or ``path``) of ``workspace``."""
     path = path or workspace.root / PIPELINE_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.is_file():
         raise MissingFileError(
             f"{_display(workspace.root, path)}: no pipeline here",
             hint=f"declare stages in {PIPELINE_FILE} (see 'conveyor run --help'), or import one: conveyor import-dvc",
-        ) from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{_display(workspace.root, path)}: not UTF-8 text", hint="save it as UTF-8") from None
-    return parse_pipeline(text, root=workspace.root, file=_display(workspace.root, path))
+        )
+    from conveyor.pipeline._parsed import cached
+
+    def build() -> tuple[Pipeline, list[str]]:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise SpecError(f"{_display(workspace.root, path)}: not UTF-8 text", hint="save it as UTF-8") from None
+        builder = _Builder(load_yaml(text, _display(workspace.root, path)), workspace.root, _read_params_file)
+        return builder.build(), [str(path), *builder.inputs]
+
+    return cached(workspace.conveyor_dir, "pipeline", build)
 
 
 def parse_pipeline(
@@ -193,8 +199,13 @@ class _Builder:
     def __init__(self, doc: Located, root: Path, read_params: Callable[[Path], Any]) -> None:
         self.doc = doc
         self.root = root
-        self.read_params = read_params
+        self._read_params = read_params
         self.vars: dict[str, Any] = {}
+        self.inputs: list[str] = []  # every file read or looked for: the result depends on them
+
+    def read_params(self, path: Path) -> Any:
+        self.inputs.append(str(path))
+        return self._read_params(path)
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -251,6 +262,7 @@ class _Builder:
     def load_vars(self, raw: Any) -> dict[str, Any]:
         context: dict[str, Any] = {}
         default = self.root / DEFAULT_PARAMS
+        self.inputs.append(str(default))
         if default.is_file():
             loaded = self.read_params(default)
             if isinstance(loaded, dict):
@@ -265,6 +277,7 @@ class _Builder:
             elif isinstance(item, str):
                 file, _, sections = item.partition(":")
                 target = (self.root / file).resolve()
+                self.inputs.append(str(target))
                 if not target.is_file():
                     raise self.error(path, f"vars file {file!r} does not exist", "create it or fix the path")
                 data = self.read_params(target)
@@ -430,6 +443,7 @@ class _Builder:
             if not _CALL.match(call):
                 raise self.error((*path, "call"), f"{call!r} is not 'module:function'", "call: src.train:main")
             self.expect(kwargs, dict, (*path, "kwargs"), "a mapping", "kwargs: {lr: 0.1}")
+            self.check_json(kwargs, (*path, "kwargs"))
         elif "kwargs" in body:
             raise self.error((*path, "kwargs"), "'kwargs' only goes with 'call'", "remove it or use call:", key=True)
 
@@ -504,6 +518,19 @@ class _Builder:
             mark=self.doc.mark(path, key=True),
             places=places,
         )
+
+    def check_json(self, value: Any, path: YamlPath) -> None:
+        """``kwargs`` travel to the child process as JSON: only JSON values may be given."""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                self.check_json(item, (*path, key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self.check_json(item, (*path, i))
+        elif not (value is None or isinstance(value, str | int | float | bool)):
+            raise self.error(
+                path, f"{_type_name(value)} cannot be passed to a function", "quote it to pass it as a string"
+            )
 
     def strings(self, body: dict[str, Any], name: str, path: YamlPath) -> list[str]:
         raw = body.get(name)
@@ -599,6 +626,7 @@ class _Builder:
         module = call.split(":", 1)[0]
         base = os.path.join(wdir_abs, *module.split("."))
         for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+            self.inputs.append(candidate)
             if os.path.isfile(candidate):
                 return os.path.relpath(candidate, self.root).replace(os.sep, "/")
         return None  # an installed module: its version is part of the environment, not the workspace

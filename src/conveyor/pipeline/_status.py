@@ -70,6 +70,6 @@ def pipeline_status(targets: list[str] | None = None, *, workspace: Workspace | 
     pipeline = load_pipeline(ws)
     dag = Dag.build(pipeline)
     selected = dag.select(dag.normalize_targets(ws, targets))
-    lock = Lock.read(ws.root / LOCK_FILE)
+    lock = Lock.read(ws.root / LOCK_FILE, conveyor_dir=ws.conveyor_dir)
     with Repo(ws) as repo:
         return compute_status(dag, lock, Facts(repo), selected)

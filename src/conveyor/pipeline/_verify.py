@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conveyor import _fs
 from conveyor.pipeline._dag import Dag
 from conveyor.pipeline._executor import StageProcess, Terminal
 from conveyor.pipeline._freshness import Facts
@@ -49,7 +48,7 @@ def verify_reproducible(
     jobs = jobs or os.cpu_count() or 1
     with ws.lock(), Repo(ws) as repo:
         dag = Dag.build(load_pipeline(ws))
-        lock = Lock.read(ws.root / LOCK_FILE)
+        lock = Lock.read(ws.root / LOCK_FILE, conveyor_dir=ws.conveyor_dir)
         selected = dag.select(dag.normalize_targets(ws, targets))
         status = compute_status(dag, lock, Facts(repo), selected)
         results: dict[str, VerifyResult] = {}
@@ -102,9 +101,13 @@ def _project_files(ws: Workspace) -> list[str]:
 
 
 def _copy(src: Path, dest: Path) -> None:
+    """Copy a file or folder; symlinks stay symlinks (following ``up -> ..`` would copy the world)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if src.is_dir():
-        shutil.copytree(src, dest, symlinks=False, dirs_exist_ok=True)
+    if src.is_symlink():
+        if not os.path.lexists(dest):
+            os.symlink(os.readlink(src), dest)
+    elif src.is_dir():
+        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)
     elif src.is_file():
         shutil.copy2(src, dest)
 
@@ -119,7 +122,8 @@ def _verify_stage(
     cancel: threading.Event,
 ) -> VerifyResult:
     outs = {o.path for o in stage.outs}
-    scratch = Path(tempfile.mkdtemp(prefix=_fs.TMP_PREFIX + "verify-", dir=ws.tmp_dir))
+    # outside the workspace, so that nothing the stage runs (git, say) finds the real project
+    scratch = Path(tempfile.mkdtemp(prefix="conveyor-verify-"))
     try:
         for rel in sources:
             if rel in outs or any(rel.startswith(o + "/") for o in outs):

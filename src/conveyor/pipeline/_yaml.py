@@ -5,11 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from conveyor.errors import ConveyorError
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class SpecError(ConveyorError):
@@ -55,8 +51,10 @@ class Located:
 
 def load(text: str, file: str) -> Located:
     """Parse one YAML document, keeping marks; duplicate keys are errors, as users expect."""
+    import yaml  # here, not at import: a command that finds its pipeline already parsed never needs it
+
     try:
-        loader = _Loader(text)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
         try:
             node = loader.get_single_node()
             marks: dict[Path_, Mark] = {}
@@ -78,13 +76,15 @@ def load(text: str, file: str) -> Located:
     return Located(value, file, marks, key_marks)
 
 
-def _mark(node: yaml.Node, file: str) -> Mark:
+def _mark(node: Any, file: str) -> Mark:
     return Mark(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 def _build(
-    loader: Any, node: yaml.Node, path: Path_, file: str, marks: dict[Path_, Mark], key_marks: dict[Path_, Mark]
+    loader: Any, node: Any, path: Path_, file: str, marks: dict[Path_, Mark], key_marks: dict[Path_, Mark]
 ) -> Any:
+    import yaml
+
     marks[path] = _mark(node, file)
     if isinstance(node, yaml.MappingNode):
         explicit = {id(k) for k, _v in node.value if k.tag != "tag:yaml.org,2002:merge"}

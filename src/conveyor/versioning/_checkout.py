@@ -338,15 +338,24 @@ def unprotect(targets: list[str | os.PathLike[str]], *, workspace: Workspace | N
                 else [item.target / rel for rel, *_stat in sorted(repo.scan(item.target)) if item.selects(rel)]
             )
             for path in paths:
-                st = os.lstat(path)
-                if not (stat_mod.S_ISLNK(st.st_mode) or st.st_nlink > 1 or not st.st_mode & stat_mod.S_IWUSR):
-                    continue
-                tmp = _fs.tmp_name(ws.tmp_dir)
-                with _fs.removing_on_error(tmp):
-                    with open(path, "rb") as src, open(tmp, "wb") as out:
-                        while chunk := src.read(1 << 20):
-                            out.write(chunk)
-                    os.chmod(tmp, 0o644 | (os.stat(path).st_mode & 0o111))
-                    os.replace(tmp, path)
-                changed.append(ws.relpath(path))
+                if make_private(ws, path):
+                    changed.append(ws.relpath(path))
     return changed
+
+
+def make_private(ws: Workspace, path: Path) -> bool:
+    """Replace ``path`` by a private, writable copy if it is a link into the cache (or read-only).
+
+    Writing through a hard link or symlink into the cache would corrupt the shared object.
+    """
+    st = os.lstat(path)
+    if not (stat_mod.S_ISLNK(st.st_mode) or st.st_nlink > 1 or not st.st_mode & stat_mod.S_IWUSR):
+        return False
+    tmp = _fs.tmp_name(ws.tmp_dir)
+    with _fs.removing_on_error(tmp):
+        with open(path, "rb") as src, open(tmp, "wb") as out:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+        os.chmod(tmp, 0o644 | (os.stat(path).st_mode & 0o111))
+        os.replace(tmp, path)
+    return True

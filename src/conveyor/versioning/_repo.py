@@ -71,6 +71,7 @@ class Snapshot:
     manifest: Manifest | None = None  # for folders, when it had to be built
     scanned: list[ScanRow] = field(default_factory=list)
     known: TreeState | None = None  # what the state database remembered of the folder
+    executable: bool = False  # for a file: any execute bit set
 
 
 @dataclass(slots=True)
@@ -182,7 +183,7 @@ class Repo:
 
     # -- what is in the workspace --------------------------------------------------------
 
-    def scan(self, folder: Path) -> list[ScanRow]:
+    def scan(self, folder: Path, *, skip_pointers: bool = False) -> list[ScanRow]:
         """Every regular file below ``folder``, in directory order; symlinks must stay inside.
 
         The loop is the hot path of a no-op status (one stat per file), so it builds plain
@@ -212,6 +213,8 @@ class Repo:
                         kind = mode & 0o170000
                     if kind == 0o100000:
                         if careful and name.endswith(POINTER_SUFFIX):
+                            if skip_pointers:  # a pipeline dep may hold `add`-ed data: read it, not its pointers
+                                continue
                             raise PathError(
                                 f"{path}/{name}: a tracked path inside the folder being tracked",
                                 hint="track the folder or the paths inside it, not both",
@@ -259,14 +262,25 @@ class Repo:
             self.state.put_tree(str(folder), self.fingerprint(files), digest, max_mtime, remembered)
             self.state.mark_stored(str(folder), digest)  # it was just checked out of the cache
 
-    def snapshot(self, target: Path, *, batch: ObjectBatch | None = None, need_manifest: bool = False) -> Snapshot:
-        """The content at ``target`` now; with ``batch``, its objects are stored too."""
+    def snapshot(
+        self,
+        target: Path,
+        *,
+        batch: ObjectBatch | None = None,
+        need_manifest: bool = False,
+        skip_pointers: bool = False,
+    ) -> Snapshot:
+        """The content at ``target`` now; with ``batch``, its objects are stored too.
+
+        A folder holding pointer files is refused (it would be tracked twice) unless
+        ``skip_pointers``, which leaves them out (a pipeline dependency).
+        """
         try:
             st = os.stat(target)
         except FileNotFoundError:
             return Snapshot("missing")
         if stat_mod.S_ISDIR(st.st_mode):
-            return self._snapshot_dir(target, batch=batch, need_manifest=need_manifest)
+            return self._snapshot_dir(target, batch=batch, need_manifest=need_manifest, skip_pointers=skip_pointers)
         path = str(target)
         digest = self.state.get(path, Stat.of(st))
         trusted = digest is not None
@@ -278,14 +292,20 @@ class Repo:
             size = st.st_size
         if size == st.st_size and not trusted:  # a trusted row is already on record: no write
             self.state.put_many([(path, Stat.of(st), digest)])
-        return Snapshot("file", digest, size, 1)
+        return Snapshot("file", digest, size, 1, executable=bool(st.st_mode & _EXEC_BITS))
 
-    def _snapshot_dir(self, folder: Path, *, batch: ObjectBatch | None, need_manifest: bool) -> Snapshot:
+    def _snapshot_dir(
+        self, folder: Path, *, batch: ObjectBatch | None, need_manifest: bool, skip_pointers: bool = False
+    ) -> Snapshot:
         with _gc_paused():
-            return self._snapshot_dir_unpaused(folder, batch=batch, need_manifest=need_manifest)
+            return self._snapshot_dir_unpaused(
+                folder, batch=batch, need_manifest=need_manifest, skip_pointers=skip_pointers
+            )
 
-    def _snapshot_dir_unpaused(self, folder: Path, *, batch: ObjectBatch | None, need_manifest: bool) -> Snapshot:
-        files = self.scan(folder)
+    def _snapshot_dir_unpaused(
+        self, folder: Path, *, batch: ObjectBatch | None, need_manifest: bool, skip_pointers: bool
+    ) -> Snapshot:
+        files = self.scan(folder, skip_pointers=skip_pointers)
         fingerprint = self.fingerprint(files)
         known = self.state.get_tree(str(folder))
         snap = Snapshot("dir", None, sum(f[3] for f in files), len(files), scanned=files, known=known)
