@@ -70,8 +70,12 @@ def tmp_name(directory: str | os.PathLike[str], hint: str = "") -> str:
     return os.path.join(directory, f"{TMP_PREFIX}{hint}{os.urandom(8).hex()}")
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so that readers see the old content or all of the new."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644, sync: str = "all") -> None:
+    """Write ``data`` to ``path`` so that readers see the old content or all of the new.
+
+    ``sync`` says what survives a power loss: "all" (the content and the new name), "data"
+    (the content; the old file may come back), or "none" (for files conveyor can rebuild).
+    """
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
     tmp = tmp_name(directory)
@@ -79,7 +83,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int =
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
             write_all(fd, data)
-            os.fsync(fd)
+            if sync != "none":
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.chmod(tmp, mode)  # the umask may have narrowed the mode given to open
@@ -88,12 +93,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int =
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise storage_error(exc, path, "write") from exc
-    with contextlib.suppress(OSError):
-        fsync_dir(directory)
+    if sync == "all":
+        with contextlib.suppress(OSError):
+            fsync_dir(directory)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, sync: str = "all") -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), sync=sync)
 
 
 def publish(tmp: str, dest: str) -> None:

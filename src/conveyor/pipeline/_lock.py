@@ -215,4 +215,6 @@ class Lock:
                 return
         except (FileNotFoundError, UnicodeDecodeError):
             pass
-        _fs.atomic_write_text(self.path, text)
+        # the content must be durable (never an empty lock after a power loss); the rename need not
+        # be: an older lock that comes back only makes finished stages run (or restore) again
+        _fs.atomic_write_text(self.path, text, sync="data")

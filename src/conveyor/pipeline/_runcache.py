@@ -52,7 +52,7 @@ class RunCache:
         except (OSError, ValueError, KeyError, TypeError):
             return None  # absent, or damaged by something outside conveyor: treated as a miss
 
-    def put(self, key: str, outs: list[Fact], *, durable: bool = True) -> None:
+    def put(self, key: str, outs: list[Fact], *, durable: bool = False) -> None:
         data = {
             "schema": 1,
             "outs": [
@@ -70,13 +70,8 @@ class RunCache:
         target = self.path(key)
         os.makedirs(target.parent, exist_ok=True)
         text = json.dumps(data, sort_keys=True, indent=1) + "\n"
-        if durable:
-            _fs.atomic_write_text(target, text)
-        else:
-            tmp = _fs.tmp_name(target.parent)
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, target)
+        # a lost or torn entry is only a miss (it is parsed and checked when read), so it need not be synced
+        _fs.atomic_write_text(target, text, sync="all" if durable else "none")
 
     def entries(self) -> list[Path]:
         if not self.root.is_dir():

@@ -144,5 +144,5 @@ def ignore_in_git(target: Path) -> Path:
         return gitignore
     if text and not text.endswith("\n"):
         text += "\n"
-    _fs.atomic_write_text(gitignore, text + entry + "\n")
+    _fs.atomic_write_text(gitignore, text + entry + "\n", sync="data")
     return gitignore
