@@ -78,6 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except SystemExit as exc:
+        # click turns a closed stdout (EPIPE) into exit 1 after swapping in its pacifying wrapper
+        if exc.code == 1 and type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
+            return 141
+        raise
     except OSError as exc:
         if debug:
             raise

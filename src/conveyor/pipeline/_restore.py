@@ -49,6 +49,30 @@ def restore_outputs(repo: Repo, outs: list[Fact]) -> bool:
                 placer.place(entry, f"{target}/{rel}", record=False)
             repo.remember_tree(target, manifest, out.hash)
         else:
-            placer.place(Entry(out.path, out.hash, out.size, 0), str(target))
+            placer.place(Entry(out.path, out.hash, out.size, int(out.executable)), str(target))
     placer.flush_state()
     return True
+
+
+def drop_corrupt(repo: Repo, outs: list[Fact]) -> list[str]:
+    """Remove the objects of ``outs`` whose content no longer matches their hash; return their hashes."""
+    from conveyor.versioning._hashing import hash_file
+
+    digests = {out.hash for out in outs}
+    for out in outs:
+        if out.kind == "dir":
+            manifest = repo.try_manifest(out.hash)
+            if manifest is not None:
+                digests.update(e.digest for e in manifest.entries.values())
+    dropped = []
+    for digest in sorted(digests):
+        path = repo.odb.path(digest)
+        try:
+            actual, _size = hash_file(path)
+        except OSError:
+            continue
+        if actual != digest:
+            repo.state.bump_cache_epoch()  # no folder record may vouch for its objects any more
+            repo.odb.remove(digest)
+            dropped.append(digest)
+    return dropped

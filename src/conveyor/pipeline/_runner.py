@@ -361,6 +361,7 @@ class _Runner:
             cmd=stage.command,
             kwargs=dict(stage.kwargs) if stage.call else None,
             env=dict(stage.env),
+            wdir=stage.wdir,
             deps=tuple(d for d in deps if isinstance(d, Fact)),
             params=params,
         )
@@ -388,6 +389,9 @@ class _Runner:
                 return None  # some object is gone from the cache (gc, or a fresh clone): run it
         except ConveyorError as exc:  # a damaged object: running the stage makes the outputs anew
             self.terminal.note(f"stage {stage.name!r}: not restored from the run cache ({exc.message}); running it")
+            from conveyor.pipeline._restore import drop_corrupt
+
+            drop_corrupt(self.repo, outs)  # so that storing the new outputs writes those objects again
             return None
         candidate.outs = tuple(_with_cache(o, stage) for o in outs)
         self._ignore_outputs(stage)  # before the lock: a kill in between leaves nothing un-ignored
