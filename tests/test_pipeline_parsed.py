@@ -10,10 +10,14 @@ from conftest import Project
 
 
 def age(*paths: Path, seconds: float = 10) -> None:
-    """Make files look settled (older than the racy window), so their parse is kept."""
+    """Make files look settled (older than the racy window), so their parse is kept.
+
+    The mtime can be set back, the ctime cannot: wait out the 0.2 s window for it.
+    """
     past = time.time() - seconds
     for path in paths:
         os.utime(path, (past, past))
+    time.sleep(0.25)
 
 
 def test_a_settled_pipeline_is_kept_and_a_changed_one_is_parsed_again(project: Project) -> None:

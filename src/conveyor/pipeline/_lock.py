@@ -18,7 +18,7 @@ LOCK_FILE = "conveyor.lock"
 _SCHEMA = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Fact:
     """A dependency or output as it was: its path and content hash."""
 
@@ -57,7 +57,7 @@ class Fact:
         )
 
 
-@dataclass(slots=True)
+@dataclass
 class LockEntry:
     """One stage's record: its command, the deps and params it read, the outputs it wrote."""
 

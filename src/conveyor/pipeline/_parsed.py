@@ -3,9 +3,11 @@
 Parsing 200 stages of YAML costs more than everything else a no-op ``status`` does, so the
 parsed result is pickled under ``.conveyor/parsed/`` together with the stat data of every
 file it was built from (and of files whose absence mattered). It is used only when all of
-them are unchanged, and recorded only when they are settled: a file changed within two
-seconds of being read could change again within one timestamp tick, unseen (git's "racy
-clean" rule, as the state database applies it).
+them are unchanged, and recorded only when they are settled: a file changed just before it was read
+could change again within the same timestamp tick, unseen (git's "racy clean" problem). A
+tick is at most a few milliseconds where timestamps carry nanoseconds, so 0.2 s is ample
+there; a file whose timestamp is a whole second may live on a filesystem that counts in
+seconds (or two, for FAT), and gets the state database's two seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from conveyor import __version__, _fs
 
 T = TypeVar("T")
 PARSED_DIR = "parsed"
-_RACY_NS = 2_000_000_000
+_SECOND = 1_000_000_000
+_RACY_NS = 2 * _SECOND  # for whole-second timestamps
+_RACY_FINE_NS = _SECOND // 5  # for timestamps with sub-second digits
 _FORMAT = 1
 
 Stamp = tuple[int, int, int, int] | None
@@ -52,7 +56,7 @@ def cached(conveyor_dir: Path, name: str, build: Callable[[], tuple[T, Iterable[
     started = time.time_ns()
     value, inputs = build()
     stamps = [(p, stamp(p)) for p in dict.fromkeys(inputs)]
-    if all(s is None or started - s[2] > _RACY_NS for _p, s in stamps) and conveyor_dir.is_dir():
+    if all(_settled(s, started) for _p, s in stamps) and conveyor_dir.is_dir():
         try:
             if not folder.is_dir():
                 from conveyor.workspace import ensure_private_ignored
@@ -67,3 +71,11 @@ def cached(conveyor_dir: Path, name: str, build: Callable[[], tuple[T, Iterable[
         except OSError:
             pass
     return value
+
+
+def _settled(st: Stamp, now_ns: int) -> bool:
+    if st is None:
+        return True
+    mtime = max(st[2], st[3])  # ctime too: a rewrite that restores the mtime still moves the ctime
+    window = _RACY_NS if mtime % _SECOND == 0 else _RACY_FINE_NS
+    return now_ns - mtime > window

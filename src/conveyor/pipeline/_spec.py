@@ -61,7 +61,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _VAR_NAME = re.compile(r"[A-Za-z_][\w\-]*(\.[\w\-]+)*\Z")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Out:
     """A file or folder a stage writes: a plain output, a metrics file or a plots file."""
 
@@ -72,7 +72,7 @@ class Out:
     options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ParamRef:
     """Params a stage reads from one params file: some keys, or every key (``keys is None``)."""
 
@@ -80,7 +80,7 @@ class ParamRef:
     keys: tuple[str, ...] | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Stage:
     """One validated stage, after templating and expansion."""
 
@@ -114,7 +114,7 @@ class Stage:
         return f"call {self.call}"
 
 
-@dataclass(slots=True)
+@dataclass
 class Pipeline:
     """The stages of ``conveyor.yaml`` in file order."""
 

@@ -14,7 +14,7 @@ class SpecError(ConveyorError):
     exit_code = 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Mark:
     file: str
     line: int  # 1-based
