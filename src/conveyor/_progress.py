@@ -35,9 +35,15 @@ class Progress:
                 nrows=max(size.lines, 2),
             )
 
-    def update(self, n: int = 1) -> None:
+    def update(self, n: int = 1, *, files: int | None = None) -> None:
+        """Advance by ``n`` units; ``files`` (for a byte counter) also shows files done and files/s."""
         if self._bar is not None:
             self._bar.update(n)
+            if files is not None:
+                self._files = getattr(self, "_files", 0) + files
+                rate = self._bar.format_dict.get("elapsed") or 0
+                per_second = self._files / rate if rate else 0.0
+                self._bar.set_postfix_str(f"{self._files} files, {per_second:.0f} files/s", refresh=False)
 
     def close(self) -> None:
         if self._bar is not None:

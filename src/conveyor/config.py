@@ -77,8 +77,40 @@ KEYS: dict[str, Key] = {
             "seconds to wait for another conveyor process before giving up",
         ),
         Key("core.no_scm", _parse_bool, False, "allow a workspace outside git"),
+        Key("core.remote", _parse_str, None, "the remote push, fetch and pull use by default"),
     )
 }
+
+# ``remote.NAME.OPTION``: one section per remote. Secret options may only live in config.local.
+REMOTE_OPTIONS: dict[str, str] = {
+    "url": "where the remote is: a folder, s3://bucket/prefix, gs://, az://, ssh://, https://",
+    "endpoint_url": "the S3 API endpoint of an S3-compatible store (MinIO, Ceph)",
+    "region": "the cloud region",
+    "profile": "a named profile of the backend's own config files (~/.aws/config, ...)",
+    "jobs": "parallel transfers (default: 4 per CPU, at most 32)",
+    "access_key_id": "access key (config.local only)",
+    "secret_access_key": "secret key (config.local only)",
+    "session_token": "session token (config.local only)",
+    "password": "password (config.local only)",
+    "username": "user name",
+    "key_filename": "an SSH private key file",
+}
+SECRET_OPTIONS = frozenset({"access_key_id", "secret_access_key", "session_token", "password"})
+_REMOTE_NAME = __import__("re").compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
+
+
+def _remote_key(key: str) -> Key | None:
+    parts = key.split(".")
+    if len(parts) < 3 or parts[0] != "remote":
+        return None
+    name, option = ".".join(parts[1:-1]), parts[-1]
+    if not _REMOTE_NAME.match(name):
+        raise UsageError(f"bad remote name {name!r}", hint="use letters, digits, '_', '-' and '.'")
+    if option not in REMOTE_OPTIONS:
+        close = difflib.get_close_matches(option, REMOTE_OPTIONS, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known options: {', '.join(REMOTE_OPTIONS)}"
+        raise UsageError(f"unknown remote option '{option}'", hint=hint)
+    return Key(key, _parse_str, None, REMOTE_OPTIONS[option])
 
 
 def _env_name(key: str) -> str:
@@ -88,6 +120,9 @@ def _env_name(key: str) -> str:
 def check_key(key: str) -> Key:
     if key in KEYS:
         return KEYS[key]
+    remote = _remote_key(key)
+    if remote is not None:
+        return remote
     close = difflib.get_close_matches(key, KEYS, n=1)
     hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(KEYS))}"
     raise UsageError(f"unknown config key '{key}'", hint=hint)
@@ -158,7 +193,18 @@ class Config:
         return self._values.get(key, spec.default)
 
     def items(self) -> dict[str, Any]:
-        return {key: self.get(key) for key in sorted(KEYS)}
+        declared = {key: self.get(key) for key in KEYS}
+        remotes = {key: value for key, value in self._values.items() if key.startswith("remote.")}
+        return dict(sorted({**declared, **remotes}.items()))
+
+    def remotes(self) -> dict[str, dict[str, str]]:
+        """``{name: {option: value}}`` of every remote, merged over config and config.local."""
+        found: dict[str, dict[str, str]] = {}
+        for key, value in self._values.items():
+            if key.startswith("remote."):
+                name, option = key[len("remote.") :].rsplit(".", 1)
+                found.setdefault(name, {})[option] = value
+        return found
 
 
 def set_value(conveyor_dir: Path, key: str, value: str | None, *, local: bool = False) -> None:
@@ -175,8 +221,17 @@ def set_value(conveyor_dir: Path, key: str, value: str | None, *, local: bool = 
     else:
         parsed = spec.parse(value)
         flat[key] = list(parsed) if isinstance(parsed, tuple) else parsed
+    if value is not None and not local and key.startswith("remote.") and key.rsplit(".", 1)[1] in SECRET_OPTIONS:
+        raise UsageError(
+            f"'{key}' is a secret: it must not go into the committed config",
+            hint="pass --local to keep it in .conveyor/config.local, or use the backend's own credentials",
+        )
     nested: dict[str, Any] = {"schema": 1}
     for name in sorted(flat):
+        if name.startswith("remote."):  # remote.NAME.OPTION, where NAME may hold dots
+            remote, option = name[len("remote.") :].rsplit(".", 1)
+            nested.setdefault("remote", {}).setdefault(remote, {})[option] = flat[name]
+            continue
         section, _, leaf = name.partition(".")
         nested.setdefault(section, {})[leaf] = flat[name]
     _fs.atomic_write_text(path, yaml.safe_dump(nested, sort_keys=False, default_flow_style=False))

@@ -113,3 +113,15 @@ def storage_error(exc: OSError, path: str | os.PathLike[str], action: str) -> St
     }
     hint = hints.get(exc.errno or 0, "fix the cause and run the command again")
     return StorageError(f"{path}: cannot {action}: {reason}", hint=hint)
+
+
+class RemoteError(ConveyorError):
+    """A remote is unknown, misconfigured, unreachable or refused a request."""
+
+    exit_code = 74  # EX_IOERR: the other side failed; fix the cause and run it again
+
+
+class CorruptRemoteObjectError(ConveyorError):
+    """An object on a remote does not hash to its name: tampered with or damaged."""
+
+    exit_code = 65  # EX_DATAERR

@@ -40,6 +40,7 @@ _CONVEYOR_GITIGNORE = """\
 /config.local
 /logs/
 /parsed/
+/remotes/
 /runs.db
 /runs.db-*
 """
@@ -81,6 +82,7 @@ class Workspace:
     def __init__(self, root: Path, *, env: dict[str, str] | None = None) -> None:
         self.root = root.resolve()
         self.conveyor_dir = self.root / CONVEYOR_DIR
+        self._env = env
         self.config = Config(self.conveyor_dir, env)
         cache_dir = self.config.get("cache.dir")
         self.cache_dir = (self.conveyor_dir / "cache") if cache_dir is None else (self.root / cache_dir)
@@ -101,6 +103,10 @@ class Workspace:
         # Relative paths given to the API are relative to ``base``: the workspace root for a
         # workspace built in code, the current directory for one found from it (the CLI).
         self.base = self.root
+
+    def reload_config(self) -> None:
+        """Read the config files again (after this process changed them)."""
+        self.config = Config(self.conveyor_dir, self._env)
 
     # -- discovery ---------------------------------------------------------------------
 

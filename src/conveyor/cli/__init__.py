@@ -18,6 +18,7 @@ from conveyor.cli._data import register as _register_data
 from conveyor.cli._import_dvc import register as _register_import_dvc
 from conveyor.cli._metrics import register as _register_metrics
 from conveyor.cli._pipeline import register as _register_pipeline
+from conveyor.cli._remote import register as _register_remote
 from conveyor.cli._runs import register as _register_runs
 from conveyor.cli._workspace import register as _register_workspace
 
@@ -50,6 +51,7 @@ _register_pipeline(cli)
 _register_metrics(cli)
 _register_runs(cli)
 _register_import_dvc(cli)
+_register_remote(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

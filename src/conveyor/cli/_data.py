@@ -43,11 +43,25 @@ def add_cmd(paths: tuple[str, ...]) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(readable=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; exit 1 when anything changed.")
-def status_cmd(paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+@click.option("--remote", "against_remote", is_flag=True, help="Compare with a remote instead: what is not pushed.")
+@click.option("-r", "remote_name", metavar="NAME", help="With --remote: the remote (default: core.remote).")
+@click.option("-a", "--all-commits", is_flag=True, help="With --remote: what every commit refers to.")
+def status_cmd(
+    paths: tuple[str, ...],
+    as_json: bool,
+    quiet: bool,
+    against_remote: bool,
+    remote_name: str | None,
+    all_commits: bool,
+) -> None:
     """Show stale pipeline stages (and why), and tracked data that changed or is missing.
 
     PATHS are stage names, stage outputs or tracked paths; without them everything is shown.
+    With --remote: what is not yet pushed to, or not yet fetched from, a remote.
     """
+    if against_remote or remote_name:
+        _remote_status(list(paths), remote_name, all_commits, as_json, quiet)
+        return
     from conveyor import Workspace, status
     from conveyor.cli._pipeline import pipeline_part
 
@@ -84,6 +98,26 @@ def status_cmd(paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
             _print_data_status(report)
     stale = stages is not None and not stages.clean
     if quiet and (stale or (report is not None and not report.clean)):
+        click.get_current_context().exit(1)
+
+
+def _remote_status(paths: list[str], remote: str | None, all_commits: bool, as_json: bool, quiet: bool) -> None:
+    from conveyor.remote import remote_status
+
+    report = remote_status(paths or None, remote=remote, all_commits=all_commits)
+    if as_json:
+        click.echo(json.dumps(asdict(report), indent=2))
+    elif not quiet:
+        for entry in report.entries:
+            click.echo(f"{entry.state}: {entry.path} ({plural(entry.objects, 'object')})")
+        if report.clean:
+            click.echo(f"Everything is on '{report.remote}' and here ({plural(report.objects, 'object')}).")
+        states = {e.state for e in report.entries}
+        if states & {"not pushed", "partly pushed"}:
+            click.echo(f"(send them with 'conveyor push -r {report.remote}')")
+        if "not fetched" in states:
+            click.echo(f"(get them with 'conveyor pull -r {report.remote}')")
+    if quiet and not report.clean:
         click.get_current_context().exit(1)
 
 
@@ -139,16 +173,68 @@ def diff_cmd(a_rev: str | None, b_rev: str | None, as_json: bool) -> None:
 @click.option("-a", "--all-commits", is_flag=True, help="Keep objects any commit of any branch or tag references.")
 @click.option("-n", "--dry-run", is_flag=True, help="Only count what would be removed.")
 @click.option("--no-run-cache", is_flag=True, help="Also remove outputs only the run cache still refers to.")
-def gc_cmd(all_commits: bool, dry_run: bool, no_run_cache: bool) -> None:
+@click.option("--remote", "on_remote", is_flag=True, help="Clean a remote instead of the local cache.")
+@click.option("-r", "remote_name", metavar="NAME", help="With --remote: the remote (default: core.remote).")
+@click.option("-y", "--yes", is_flag=True, help="With --remote: delete without asking (for CI).")
+def gc_cmd(
+    all_commits: bool, dry_run: bool, no_run_cache: bool, on_remote: bool, remote_name: str | None, yes: bool
+) -> None:
     """Remove cache objects nothing references (the workspace, or with -a, git history).
 
-    Pointer files, conveyor.lock and the pipeline's run cache count as references.
+    Pointer files, conveyor.lock and the pipeline's run cache count as references. With
+    --remote, the same on a remote, after a summary and a confirmation (or --yes).
     """
+    if on_remote or remote_name:
+        _remote_gc(remote_name, all_commits, dry_run, not no_run_cache, yes)
+        return
     from conveyor import gc
 
     result = gc(all_commits=all_commits, dry_run=dry_run, run_cache=not no_run_cache)
     verb = "would remove" if dry_run else "removed"
     click.echo(f"{verb} {plural(result.removed, 'object')} ({human_size(result.removed_bytes)}), kept {result.kept}")
+
+
+def _remote_gc(remote: str | None, all_commits: bool, dry_run: bool, run_cache: bool, yes: bool) -> None:
+    import sys
+
+    from conveyor.remote import RemoteGcPlan, remote_gc
+
+    def confirm(plan: RemoteGcPlan) -> bool:
+        _print_remote_plan(plan)
+        if not plan.dead_objects and not plan.strays:
+            return False
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            from conveyor.errors import UsageError
+
+            raise UsageError(
+                f"not deleting anything on '{plan.remote}' without a confirmation",
+                hint="pass --yes to delete (for CI), or run it in a terminal",
+            )
+        return click.confirm(f"Delete these from '{plan.remote}'?", default=False)
+
+    plan = remote_gc(remote=remote, all_commits=all_commits, run_cache=run_cache, dry_run=dry_run, confirm=confirm)
+    if dry_run:
+        _print_remote_plan(plan)
+        click.echo("(dry run: nothing deleted)")
+    elif plan.done:
+        click.echo(f"removed {plural(plan.dead_objects, 'object')} from '{plan.remote}'")
+    elif not plan.dead_objects and not plan.strays:
+        click.echo(f"nothing to remove on '{plan.remote}'")
+    else:
+        click.echo("nothing deleted")
+
+
+def _print_remote_plan(plan: object) -> None:
+    from conveyor.remote import RemoteGcPlan
+
+    assert isinstance(plan, RemoteGcPlan)
+    click.echo(
+        f"'{plan.remote}': {plural(plan.dead_objects, 'object')} ({human_size(plan.dead_bytes)}) referenced by "
+        f"nothing kept, {plan.kept_objects} kept; {len(plan.delete_packs)} pack(s) to delete, "
+        f"{len(plan.rewrite_packs)} to rewrite, {len(plan.strays)} leftover upload(s)"
+    )
 
 
 @click.command("verify")

@@ -206,6 +206,13 @@ class ObjectBatch:
             self._stage(digest, tmp, size)
         return digest, size
 
+    def add_verified_temp(self, digest: str, tmp: str, size: int) -> None:
+        """Stage a temp file (in the store's temp folder) whose content was checked to hash to ``digest``."""
+        if self.has(digest):
+            os.unlink(tmp)
+        else:
+            self._stage(digest, tmp, size)
+
     def _stage(self, digest: str, tmp: str, size: int) -> None:
         self._pending[digest] = tmp
         self._pending_bytes += size

@@ -1,0 +1,228 @@
+"""One remote's storage, reached through fsspec: keys under a root, written so none is ever partial.
+
+Object stores (S3, GCS, Azure) make an upload visible only once it is complete, so a key is
+written in place. Filesystems (a folder, SSH) are written under ``tmp/`` and renamed. Every
+backend error becomes one :class:`RemoteError` line naming the remote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import ConveyorError, RemoteError
+from conveyor.remote._config import Remote
+
+_ATOMIC_PUT = ("s3", "gs", "gcs", "az", "abfs", "memory")
+_READ_ONLY = ("http", "https")
+_EXTRA = {"s3": "s3", "gs": "gs", "gcs": "gs", "az": "azure", "abfs": "azure", "ssh": "ssh", "sftp": "ssh"}
+
+
+def _storage_options(remote: Remote) -> dict[str, Any]:
+    """The remote's options as its fsspec backend names them; credentials otherwise come from the
+    backend's own environment variables and config files."""
+    options = dict(remote.options)
+    options.pop("jobs", None)
+    scheme = remote.scheme
+    result: dict[str, Any] = {}
+    if scheme == "s3":
+        client: dict[str, Any] = {}
+        if "endpoint_url" in options:
+            client["endpoint_url"] = options.pop("endpoint_url")
+        if "region" in options:
+            client["region_name"] = options.pop("region")
+        if client:
+            result["client_kwargs"] = client
+        renames = {"access_key_id": "key", "secret_access_key": "secret", "session_token": "token"}
+        for ours, theirs in renames.items():
+            if ours in options:
+                result[theirs] = options.pop(ours)
+        if "profile" in options:
+            result["profile"] = options.pop("profile")
+    elif scheme in ("ssh", "sftp"):
+        for ours in ("username", "password", "key_filename"):
+            if ours in options:
+                result[ours] = options.pop(ours)
+    result.update(options)  # anything else goes through as the backend's own option
+    return result
+
+
+class Backend:
+    """Keys (``objects/ab/cd...``) under a remote's root, on any fsspec filesystem."""
+
+    def __init__(self, remote: Remote, base: Path) -> None:
+        self.remote = remote
+        self.read_only = remote.scheme in _READ_ONLY
+        self.atomic_put = remote.scheme in _ATOMIC_PUT
+        with self.errors("connect"):
+            import fsspec
+
+            if remote.scheme == "file":
+                url = remote.url[len("file://") :] if remote.url.startswith("file://") else remote.url
+                self.root = str((base / os.path.expanduser(url)).resolve())
+                self.fs = fsspec.filesystem("file")
+                self.local = True
+            else:
+                self.fs, root = fsspec.core.url_to_fs(remote.url, **_storage_options(remote))
+                self.root = root.rstrip("/")
+                self.local = False
+
+    # -- errors ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def errors(self, action: str) -> Iterator[None]:
+        """Turn whatever the backend raises into one line that names the remote and the fix."""
+        try:
+            yield
+        except ConveyorError:
+            raise
+        except ImportError as exc:
+            extra = _EXTRA.get(self.remote.scheme)
+            hint = f"pip install 'conveyor[{extra}]'" if extra else f"install the fsspec backend: {exc}"
+            raise RemoteError(
+                f"remote '{self.remote.name}': {self.remote.scheme}:// needs a package", hint=hint
+            ) from exc
+        except FileNotFoundError as exc:
+            raise RemoteError(
+                f"remote '{self.remote.name}' ({self.remote.url}): not found during {action}: {_reason(exc)}",
+                hint="check the URL (does the bucket or folder exist?) with 'conveyor remote list'",
+            ) from exc
+        except PermissionError as exc:
+            raise RemoteError(
+                f"remote '{self.remote.name}' ({self.remote.url}): access denied during {action}: {_reason(exc)}",
+                hint="check the credentials (the backend's environment variables, or 'conveyor remote modify --local')",
+            ) from exc
+        except Exception as exc:  # network, protocol, server errors: the backends raise many kinds
+            raise RemoteError(
+                f"remote '{self.remote.name}' ({self.remote.url}): {action} failed: {_reason(exc)}",
+                hint="check that the remote is reachable, then run the command again; finished transfers are kept",
+            ) from exc
+
+    def check_writable(self) -> None:
+        if self.read_only:
+            raise RemoteError(
+                f"remote '{self.remote.name}' ({self.remote.url}) is read-only",
+                hint="push to a remote on a filesystem or object store",
+            )
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def path(self, key: str) -> str:
+        return posixpath.join(self.root, key) if not self.local else os.path.join(self.root, key)
+
+    def list_keys(self, prefix: str) -> dict[str, int]:
+        """``{key: size}`` of every key under ``prefix`` (one listing, paginated by the backend)."""
+        base = self.path(prefix)
+        with self.errors(f"listing {prefix}"):
+            if self.local:
+                found: dict[str, int] = {}
+                for folder, _dirs, files in os.walk(base):
+                    for name in files:
+                        full = os.path.join(folder, name)
+                        with contextlib.suppress(FileNotFoundError):
+                            found[os.path.relpath(full, self.root).replace(os.sep, "/")] = os.stat(full).st_size
+                return found
+            try:
+                entries = self.fs.find(base, detail=True)
+            except FileNotFoundError:
+                return {}
+            cut = len(self.root) + 1
+            return {name[cut:]: int(info.get("size") or 0) for name, info in entries.items()}
+
+    def read(self, key: str) -> bytes:
+        with self.errors(f"reading {key}"):
+            if self.local:
+                with open(self.path(key), "rb") as handle:
+                    return handle.read()
+            return bytes(self.fs.cat_file(self.path(key)))
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        with self.errors(f"reading {key}"):
+            if self.local:
+                with open(self.path(key), "rb") as handle:
+                    handle.seek(start)
+                    return handle.read(end - start)
+            return bytes(self.fs.cat_file(self.path(key), start=start, end=end))
+
+    def download(self, key: str, dest: str) -> None:
+        """Stream ``key`` into the local file ``dest``."""
+        with self.errors(f"downloading {key}"):
+            if self.local:
+                import shutil
+
+                shutil.copyfile(self.path(key), dest)
+            else:
+                self.fs.get_file(self.path(key), dest)
+
+    def upload(self, src: str, key: str) -> None:
+        """Make ``key`` hold the local file ``src``; it is never visible incomplete."""
+        self.check_writable()
+        final = self.path(key)
+        with self.errors(f"uploading {key}"):
+            if self.atomic_put:
+                self.fs.put_file(src, final)
+                return
+            tmp = self.path(f"tmp/{uuid.uuid4().hex}")
+            if self.local:
+                import shutil
+
+                os.makedirs(os.path.dirname(tmp), exist_ok=True)
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                try:
+                    shutil.copyfile(src, tmp)
+                    with open(tmp, "rb+") as handle:
+                        os.fsync(handle.fileno())
+                    os.replace(tmp, final)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
+                    raise
+                return
+            self.fs.makedirs(posixpath.dirname(tmp), exist_ok=True)
+            self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
+            self.fs.put_file(src, tmp)
+            self.fs.mv(tmp, final)
+
+    def write(self, data: bytes, key: str) -> None:
+        """Like :meth:`upload`, from memory (small index and run-cache files)."""
+        self.check_writable()
+        final = self.path(key)
+        with self.errors(f"uploading {key}"):
+            if self.atomic_put:
+                self.fs.pipe_file(final, data)
+                return
+            tmp = self.path(f"tmp/{uuid.uuid4().hex}")
+            if self.local:
+                os.makedirs(os.path.dirname(tmp), exist_ok=True)
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                with open(tmp, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, final)
+                return
+            self.fs.makedirs(posixpath.dirname(tmp), exist_ok=True)
+            self.fs.pipe_file(tmp, data)
+            self.fs.mv(tmp, final)
+
+    def remove(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        self.check_writable()
+        with self.errors("deleting"):
+            if self.local:
+                for key in keys:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.path(key))
+                return
+            self.fs.rm([self.path(k) for k in keys])
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) < 200 else text[:197] + "..."
