@@ -63,6 +63,8 @@ def _describe(result: StageResult, *, verbose: bool) -> str | None:
 @click.option("-j", "--jobs", type=int, help="Stages to run at once (default: the number of CPUs).")
 @click.option("-k", "--keep-going", is_flag=True, help="After a failure, let independent stages finish.")
 @click.option("--no-run-cache", is_flag=True, help="Run stale stages even when the run cache has their outputs.")
+@click.option("--pull", is_flag=True, help="First fetch the run cache and the stages' data from a remote.")
+@click.option("-r", "--remote", help="With --pull: the remote (default: core.remote).")
 @click.option(
     "--verify", "verify", is_flag=True, help="Re-run up-to-date stages in a scratch area and compare outputs."
 )
@@ -78,6 +80,8 @@ def run_cmd(
     jobs: int | None,
     keep_going: bool,
     no_run_cache: bool,
+    pull: bool,
+    remote: str | None,
     verify: bool,
     quiet: bool,
     verbose: bool,
@@ -109,6 +113,8 @@ def run_cmd(
                 jobs=jobs,
                 keep_going=keep_going,
                 run_cache=not no_run_cache,
+                pull=pull or remote is not None,
+                remote=remote,
                 quiet=quiet or as_json,
                 on_stage=None if dry_run else show,
             )

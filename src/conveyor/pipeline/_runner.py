@@ -83,6 +83,8 @@ def run(
     jobs: int | None = None,
     keep_going: bool = False,
     run_cache: bool = True,
+    pull: bool = False,
+    remote: str | None = None,
     quiet: bool = False,
     on_stage: Callable[[StageResult], None] | None = None,
     workspace: Workspace | None = None,
@@ -127,7 +129,44 @@ def run(
             quiet=quiet,
             on_stage=on_stage,
         )
+        if pull:
+            runner.fetcher = _pull_inputs(repo, dag, lock, selected, remote, run_cache=run_cache)
         return runner.execute(targets or [])
+
+
+def _pull_inputs(
+    repo: Repo, dag: Dag, lock: Lock, selected: list[str], remote: str | None, *, run_cache: bool
+) -> Callable[[list[Fact]], None]:
+    """Before a ``run --pull``: fetch the run cache and what the selected stages read and wrote
+    (by conveyor.lock and the pointer files), and check out tracked data deps that are missing.
+    Returns the fetcher the runner uses for run-cache outputs it finds missing later."""
+    from conveyor.remote._transfer import Root, fetch_into
+
+    ws = repo.ws
+    roots: list[Root] = []
+    deps: set[str] = set()
+    for name in selected:
+        stage = dag.stage(name)
+        deps.update(stage.deps)
+        entry = lock.get(name)
+        for out in entry.outs if entry is not None else ():
+            roots.append(Root(out.hash, out.kind, out.path))
+    pointer_deps = []
+    for item in repo.tracked():
+        if any(item.rel == d or d.startswith(item.rel + "/") or item.rel.startswith(d + "/") for d in deps):
+            roots.append(Root(item.pointer.digest, item.pointer.kind, item.rel))
+            if not os.path.lexists(item.target):
+                pointer_deps.append(str(item.target))
+    fetch_into(repo, None, remote=remote, run_cache=run_cache, roots=roots)
+    if pointer_deps:
+        from conveyor.versioning._checkout import checkout
+
+        checkout(list(pointer_deps), workspace=ws)
+
+    def fetch_outputs(outs: list[Fact]) -> None:
+        fetch_into(repo, None, remote=remote, roots=[Root(o.hash, o.kind, o.path) for o in outs])
+
+    return fetch_outputs
 
 
 class _Runner:
@@ -162,6 +201,7 @@ class _Runner:
         self.terminal = Terminal(prefix=jobs > 1 and len(selected) > 1, quiet=quiet)
         self.report = RunReport(None)
         self.store: RunStore | None = None
+        self.fetcher: Callable[[list[Fact]], None] | None = None  # run --pull: get missing run-cache outputs
         self.run_id: str | None = None
 
     # -- the run record -------------------------------------------------------------------
@@ -385,7 +425,11 @@ class _Runner:
         from conveyor.pipeline._restore import restore_outputs
 
         try:
-            if not restore_outputs(self.repo, outs):
+            restored = restore_outputs(self.repo, outs)
+            if not restored and self.fetcher is not None:
+                self.fetcher(outs)  # computed elsewhere: its outputs may be on the remote
+                restored = restore_outputs(self.repo, outs)
+            if not restored:
                 return None  # some object is gone from the cache (gc, or a fresh clone): run it
         except ConveyorError as exc:  # a damaged object: running the stage makes the outputs anew
             self.terminal.note(f"stage {stage.name!r}: not restored from the run cache ({exc.message}); running it")
