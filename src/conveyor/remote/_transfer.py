@@ -189,14 +189,13 @@ class _Pool:
         self.executor = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="transfer")
         self.pending: set[Future[Any]] = set()
         self.jobs = jobs
+        self._callbacks: dict[Future[Any], Callable[[Any], None]] = {}
 
     def submit(self, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None]) -> None:
         while len(self.pending) >= self.jobs * 2:  # bounded queue: memory stays flat for any number
             self._drain(FIRST_COMPLETED)
         future = self.executor.submit(fn, *args)
-        future.add_done_callback(lambda _f: None)
         self.pending.add(future)
-        self._callbacks = getattr(self, "_callbacks", {})
         self._callbacks[future] = on_done
 
     def _drain(self, how: str) -> None:
@@ -445,7 +444,8 @@ def _receive(
     total = sum(index.loose[d] for d in loose) + sum(s for entries in by_pack.values() for _d, _o, s in entries)
     pool = _Pool(jobs)
     tmp_dir = repo.odb.tmp_dir
-    with Progress(f"fetch from {backend.remote.name}", total=total, unit="B") as bar, repo.odb.batch() as batch:
+    batch = repo.odb.batch()
+    with Progress(f"fetch from {backend.remote.name}", total=total, unit="B") as bar:
 
         def stored_loose(report: tuple[str, str, int]) -> None:
             digest, tmp, size = report
@@ -471,7 +471,10 @@ def _receive(
                     _download_from_pack, backend, pack, index.packs[pack], entries, str(tmp_dir), on_done=stored_pack
                 )
         finally:
-            pool.finish()
+            try:
+                pool.finish()
+            finally:
+                batch.commit()  # what arrived was verified: keep it, so a re-run only fetches the rest
 
 
 def _corrupt(backend: Backend, what: str) -> CorruptRemoteObjectError:
