@@ -1,4 +1,4 @@
-"""The run store (``.conveyor/runs.db``) and ``conveyor runs list|show|compare``, on real SQLite files."""
+"""The run store (``.conveyor/runs/runs.db``) and ``conveyor runs list|show|compare``, on real SQLite files."""
 
 from __future__ import annotations
 
@@ -510,7 +510,7 @@ def populate(project: Project) -> list[RunRecord]:
 def test_runs_list_on_an_empty_workspace_is_friendly(project: Project) -> None:
     assert project.ok("runs", "list") == "No runs recorded yet; 'conveyor run' records one.\n"
     assert project.ok("runs", "list", "--json") == "[]\n"
-    assert not (project.root / ".conveyor" / "runs.db").exists()
+    assert not (project.root / ".conveyor" / "runs" / "runs.db").exists()
 
 
 def test_runs_list_shows_a_table_newest_first(project: Project) -> None:
@@ -631,7 +631,7 @@ def test_runs_compare_needs_two_runs(project: Project) -> None:
 
 def test_runs_commands_refuse_a_newer_database_in_one_line(project: Project) -> None:
     populate(project)
-    raw(project.root / ".conveyor" / "runs.db", f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw(project.root / ".conveyor" / "runs" / "runs.db", f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     result = project.run("runs", "list")
     assert result.code == 2
     lines = result.err.splitlines()

@@ -38,25 +38,20 @@ _CONVEYOR_GITIGNORE = """\
 /state.db.trees/
 /lock
 /config.local
-/logs/
-/parsed/
-/remotes/
-/runs.db
-/runs.db-*
 """
 
 
-def ensure_private_ignored(conveyor_dir: Path) -> None:
-    """Add to ``.conveyor/.gitignore`` the entries a newer conveyor keeps local (after an upgrade)."""
-    path = conveyor_dir / ".gitignore"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return  # not a workspace made by init (or it was removed on purpose): leave it
-    present = set(text.splitlines())
-    missing = [line for line in _CONVEYOR_GITIGNORE.splitlines() if line.startswith("/") and line not in present]
-    if missing:
-        _fs.atomic_write_text(path, text + ("" if text.endswith("\n") else "\n") + "\n".join(missing) + "\n")
+def private_dir(conveyor_dir: Path, name: str) -> Path:
+    """``.conveyor/NAME/``, made on first use with a ``.gitignore`` of ``*`` in it.
+
+    Local state that must never reach git ignores itself, so a workspace made by an older
+    conveyor (whose ``.conveyor/.gitignore`` does not list it) needs no edit of a tracked file.
+    """
+    folder = conveyor_dir / name
+    if not (folder / ".gitignore").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        _fs.atomic_write_text(folder / ".gitignore", "# conveyor's local state: never committed\n*\n", sync="none")
+    return folder
 
 
 def git_root(path: Path) -> Path | None:

@@ -59,10 +59,9 @@ def cached(conveyor_dir: Path, name: str, build: Callable[[], tuple[T, Iterable[
     if all(_settled(s, started) for _p, s in stamps) and conveyor_dir.is_dir():
         try:
             if not folder.is_dir():
-                from conveyor.workspace import ensure_private_ignored
+                from conveyor.workspace import private_dir
 
-                ensure_private_ignored(conveyor_dir)
-                os.makedirs(folder, exist_ok=True)
+                private_dir(conveyor_dir, PARSED_DIR)
             data = pickle.dumps(((_FORMAT, __version__), stamps, value), protocol=pickle.HIGHEST_PROTOCOL)
             tmp = _fs.tmp_name(conveyor_dir / "tmp")
             with open(tmp, "wb") as handle:

@@ -31,7 +31,7 @@ from conveyor.pipeline._lock import LOCK_FILE, Fact, Lock, LockEntry
 from conveyor.pipeline._runcache import RunCache, fingerprint
 from conveyor.pipeline._spec import Stage, load_pipeline
 from conveyor.versioning._repo import Repo
-from conveyor.workspace import Workspace
+from conveyor.workspace import Workspace, private_dir
 
 if TYPE_CHECKING:
     from conveyor.store import RunStore
@@ -452,14 +452,14 @@ class _Runner:
             elif out.persist and os.path.lexists(target):
                 _make_writable(self.ws, target)  # the stage must not write through links into the cache
             target.parent.mkdir(parents=True, exist_ok=True)
-        log = self.ws.conveyor_dir / "logs" / (self.run_id or "run") / f"{name}.log"
+        log = private_dir(self.ws.conveyor_dir, "logs") / (self.run_id or "run") / f"{name}.log"
         return StageProcess(stage, self.ws.root, log, self.terminal, self.cancel)
 
     def _complete(
         self, name: str, entry: LockEntry, reasons: list[Reason], outcome: Outcome, started_at: float
     ) -> StageResult:
         stage = self.dag.stage(name)
-        log = self.ws.relpath(self.ws.conveyor_dir / "logs" / (self.run_id or "run") / f"{name}.log")
+        log = self.ws.relpath(private_dir(self.ws.conveyor_dir, "logs") / (self.run_id or "run") / f"{name}.log")
         result = StageResult(name, "ran", [str(r) for r in reasons], outcome.duration, outcome.attempts, log=log)
         if outcome.cancelled:
             result.status, result.error = "interrupted", "interrupted"

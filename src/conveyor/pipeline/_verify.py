@@ -25,7 +25,7 @@ from conveyor.pipeline._status import compute_status
 from conveyor.versioning._hashing import hash_bytes, hash_file
 from conveyor.versioning._manifest import Entry, Manifest
 from conveyor.versioning._repo import Repo
-from conveyor.workspace import CONVEYOR_DIR, Workspace
+from conveyor.workspace import CONVEYOR_DIR, Workspace, private_dir
 
 
 @dataclass(slots=True)
@@ -137,7 +137,7 @@ def _verify_stage(
             if out.persist and os.path.lexists(ws.root / out.path):
                 _copy(ws.root / out.path, target)  # a persistent output is an input of its own stage
             target.parent.mkdir(parents=True, exist_ok=True)
-        log = ws.conveyor_dir / "logs" / "verify" / f"{stage.name}.log"
+        log = private_dir(ws.conveyor_dir, "logs") / "verify" / f"{stage.name}.log"
         outcome = StageProcess(stage, scratch, log, terminal, cancel).run()
         if not outcome.ok:
             return VerifyResult(stage.name, False, outcome.duration, error=f"{outcome.error}; see {ws.relpath(log)}")

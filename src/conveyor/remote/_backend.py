@@ -110,6 +110,26 @@ class Backend:
                 hint="push to a remote on a filesystem or object store",
             )
 
+    def check_root(self, *, create_ok: bool) -> None:
+        """Fail in one line if the remote's folder or bucket does not exist (a push may create a folder)."""
+        if self.local:
+            if not os.path.isdir(self.root) and not create_ok:
+                raise RemoteError(
+                    f"remote '{self.remote.name}': folder {self.root} does not exist",
+                    hint="fix the URL with 'conveyor remote modify NAME url PATH', or push to it first",
+                )
+            return
+        if self.remote.scheme not in _ATOMIC_PUT:
+            return
+        bucket = self.root.split("/", 1)[0]
+        with self.errors("checking the bucket"):
+            exists = self.fs.exists(bucket)
+        if not exists:
+            raise RemoteError(
+                f"remote '{self.remote.name}' ({self.remote.url}): bucket '{bucket}' does not exist",
+                hint="create the bucket, or fix the URL with 'conveyor remote modify NAME url ...'",
+            )
+
     # -- keys -----------------------------------------------------------------------------
 
     def path(self, key: str) -> str:

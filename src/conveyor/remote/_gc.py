@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from conveyor.remote._config import get_remote
-from conveyor.remote._index import PackWriter, RemoteIndex, object_key, render_index
-from conveyor.remote._transfer import collect_roots, expand, index_cache_dir, open_backend
+from conveyor.remote._index import PackWriter, RemoteIndex, object_key, read_object, render_index
+from conveyor.remote._transfer import Root, collect_roots, expand, index_cache_dir, open_backend
 from conveyor.versioning._hashing import hash_bytes
 from conveyor.versioning._repo import Repo
 from conveyor.workspace import Workspace
@@ -59,15 +59,18 @@ def remote_gc(
     plan = RemoteGcPlan(source.name)
     with ws.lock(), Repo(ws) as repo:
         roots = collect_roots(repo, None, all_commits=all_commits, run_cache=run_cache)
-        keep, unknown = expand(repo, roots)
-        if unknown:
-            from conveyor.errors import UsageError
-
-            raise UsageError(
-                f"{len(unknown)} kept folder(s) have no manifest in the local cache ({unknown[0].label})",
-                hint="fetch them first ('conveyor fetch'), so gc knows which of their files to keep",
-            )
         index = RemoteIndex.load(backend, index_cache_dir(ws, source))
+        if run_cache:  # the remote's run cache too: a clone that never fetched it must not break it
+            roots.extend(_remote_run_cache_roots(backend, index))
+        keep, unknown = expand(repo, roots)
+        for root in unknown:  # a folder whose manifest is only on the remote: read it there
+            manifest_bytes = read_object(backend, index, root.digest)
+            if manifest_bytes is None:
+                continue  # on neither side: nothing of it to keep
+            from conveyor.versioning._manifest import Manifest
+
+            manifest = Manifest.from_bytes(manifest_bytes, source=f"remote manifest {root.digest}")
+            keep.update({entry.digest: root.label for entry in manifest.entries.values()})
         for digest, size in index.loose.items():
             if digest in keep:
                 plan.kept_objects += 1
@@ -100,6 +103,20 @@ def remote_gc(
         backend.remove(plan.strays)
         plan.done = True
     return plan
+
+
+def _remote_run_cache_roots(backend: object, index: RemoteIndex) -> list[Root]:
+    from conveyor.remote._backend import Backend
+    from conveyor.remote._transfer import _read_bundle
+
+    assert isinstance(backend, Backend)
+    roots = []
+    for key in index.runs:
+        for entry in _read_bundle(backend, key).values():
+            for out in entry.get("outs", ()) if isinstance(entry, dict) else ():
+                if isinstance(out, dict) and isinstance(out.get("hash"), str):
+                    roots.append(Root(out["hash"], str(out.get("kind", "file")), "remote run cache"))
+    return roots
 
 
 def _strays(backend: object, index: RemoteIndex) -> list[str]:

@@ -68,8 +68,13 @@ class RemoteIndex:
         return len(self.loose.keys() | self.packed.keys())
 
     @classmethod
-    def load(cls, backend: Backend, cache_dir: Path) -> RemoteIndex:
-        """List the remote (a few listing requests) and read the indexes not seen before."""
+    def load(cls, backend: Backend, cache_dir: Path, *, create_ok: bool = False) -> RemoteIndex:
+        """List the remote (a few listing requests) and read the indexes not seen before.
+
+        A remote that does not exist is an error, except that a push (``create_ok``) may
+        create a folder.
+        """
+        backend.check_root(create_ok=create_ok)
         index = cls()
         for key, size in backend.list_keys("objects").items():
             parts = key.split("/")
@@ -127,3 +132,22 @@ class PackWriter:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+
+
+def read_object(backend: Backend, index: RemoteIndex, digest: str) -> bytes | None:
+    """One object's bytes from the remote, verified; None when the remote lacks it."""
+    from conveyor.versioning._hashing import hash_bytes
+
+    if digest in index.loose:
+        data = backend.read(object_key(digest))
+    elif digest in index.packed:
+        pack, offset, size = index.packed[digest]
+        data = backend.read_range(f"packs/{pack}.pack", offset, offset + size)
+    else:
+        return None
+    if hash_bytes(data) != digest:
+        raise CorruptRemoteObjectError(
+            f"remote '{backend.remote.name}': object {digest} does not match its hash (damaged or tampered with)",
+            hint="push it again from a clone that has it, or delete it on the remote",
+        )
+    return data

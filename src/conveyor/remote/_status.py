@@ -47,7 +47,7 @@ def remote_status(
     report = RemoteStatus(source.name)
     with Repo(ws) as repo:
         roots = collect_roots(repo, targets, all_commits=all_commits, run_cache=run_cache)
-        index = RemoteIndex.load(backend, index_cache_dir(ws, source))
+        index = RemoteIndex.load(backend, index_cache_dir(ws, source), create_ok=True)  # a folder not pushed to yet
         report.remote_objects = len(index)
         by_label: dict[str, set[str]] = {}
         for root in roots:

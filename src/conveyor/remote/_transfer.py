@@ -69,7 +69,6 @@ def collect_roots(repo: Repo, targets: list[str] | None, *, all_commits: bool, r
     """The objects the workspace (or ``targets``, or every commit) and the run cache refer to."""
     from conveyor.pipeline import _checkout as pipeline_outputs
     from conveyor.pipeline._lock import LOCK_FILE, Lock
-    from conveyor.pipeline._runcache import RunCache
 
     ws = repo.ws
     roots: dict[str, Root] = {}
@@ -114,12 +113,21 @@ def collect_roots(repo: Repo, targets: list[str] | None, *, all_commits: bool, r
                 for out in entry.outs:
                     add(out.hash, out.kind, f"{out.path} (history)")
     if run_cache:
-        cache = RunCache(ws.cache_dir / "runs")
-        for entry_file in cache.entries():
-            facts = cache.get(entry_file.parent.name + entry_file.name[: -len(".json")])
-            for fact in facts or ():
-                add(fact.hash, fact.kind, "run cache")
+        for root in run_cache_roots(ws):
+            add(root.digest, root.kind, root.label)
     return list(roots.values())
+
+
+def run_cache_roots(ws: Workspace) -> list[Root]:
+    """The outputs every local run-cache entry names."""
+    from conveyor.pipeline._runcache import RunCache
+
+    cache = RunCache(ws.cache_dir / "runs")
+    roots = []
+    for entry_file in cache.entries():
+        for fact in cache.get(entry_file.parent.name + entry_file.name[: -len(".json")]) or ():
+            roots.append(Root(fact.hash, fact.kind, "run cache"))
+    return roots
 
 
 def _resolve_targets(ws: Workspace, targets: list[str]) -> list[Path]:
@@ -167,8 +175,12 @@ def open_backend(ws: Workspace, remote: Remote) -> Backend:
 
 
 def index_cache_dir(ws: Workspace, remote: Remote) -> Path:
+    """Where what was learnt of a remote (its pack indexes, run-cache keys) is kept locally."""
+    from conveyor.workspace import private_dir
+
+    folder = private_dir(ws.conveyor_dir, "remotes")
     tag = hashlib.sha256(remote.url.encode()).hexdigest()[:16]
-    return ws.conveyor_dir / "remotes" / f"{remote.name}-{tag}"
+    return folder / f"{remote.name}-{tag}"
 
 
 def _jobs(remote: Remote, jobs: int | None) -> int:
@@ -240,7 +252,7 @@ def push(
             result.missing.append(root.digest)  # a folder whose manifest is not here: its files are unknown
         local_missing = repo.odb.missing(set(needed))
         result.missing.extend(sorted(d for d in local_missing if d not in result.missing))
-        index = RemoteIndex.load(backend, index_cache_dir(ws, target_remote))
+        index = RemoteIndex.load(backend, index_cache_dir(ws, target_remote), create_ok=True)
         to_send = sorted(d for d in needed if d not in local_missing and not index.has(d))
         result.present = len(needed) - len(local_missing) - len(to_send)
         sizes = {d: os.stat(repo.odb.path(d)).st_size for d in to_send}
@@ -262,6 +274,7 @@ def _send(
     total = sum(sizes.values())
     pool = _Pool(jobs)
     tmp_dir = repo.odb.tmp_dir
+    writers: list[PackWriter] = []
     with Progress(f"push to {backend.remote.name}", total=total, unit="B") as bar:
 
         def done(report: tuple[int, int]) -> None:
@@ -278,20 +291,45 @@ def _send(
             for digest in small:
                 if pack is None:
                     pack = PackWriter(tmp_dir)
+                    writers.append(pack)
                 with open(repo.odb.path(digest), "rb") as handle:
-                    pack.add(digest, handle.read())
+                    data = handle.read()
+                if hash_bytes(data) != digest:  # never publish a damaged object under its name
+                    raise _corrupt_local(repo, digest)
+                pack.add(digest, data)
                 if pack.size >= target:
                     pool.submit(_upload_pack, backend, pack, on_done=done)
                     pack = None
             if pack is not None:
                 pool.submit(_upload_pack, backend, pack, on_done=done)
         finally:
-            pool.finish()
+            try:
+                pool.finish()
+            finally:
+                for writer in writers:  # packs whose upload failed or never started
+                    writer.discard()
 
 
 def _upload_loose(backend: Backend, path: str, digest: str) -> tuple[int, int]:
+    actual, size = hash_file(path)
+    if actual != digest:  # never publish a damaged object under its name
+        from conveyor.errors import CorruptObjectError
+
+        raise CorruptObjectError(
+            f"{path}: cache object is corrupt (its content does not match its hash); it was not pushed",
+            hint="run 'conveyor verify', delete the object and restore it with 'conveyor add' or a fetch",
+        )
     backend.upload(path, object_key(digest))
-    return 1, os.stat(path).st_size
+    return 1, size
+
+
+def _corrupt_local(repo: Repo, digest: str) -> ConveyorError:
+    from conveyor.errors import CorruptObjectError
+
+    return CorruptObjectError(
+        f"{repo.odb.path(digest)}: cache object is corrupt (its content does not match its hash); nothing was pushed",
+        hint="run 'conveyor verify', delete the object and restore it with 'conveyor add' or a fetch",
+    )
 
 
 def _upload_pack(backend: Backend, pack: PackWriter) -> tuple[int, int]:
@@ -403,14 +441,16 @@ def fetch_into(
     source = get_remote(ws, remote)
     started = time.monotonic()
     result = TransferResult(source.name, "fetch")
+    if roots is None:  # first, so that a bad target is reported before the remote is contacted
+        roots = collect_roots(repo, targets, all_commits=all_commits, run_cache=False)
     backend = open_backend(ws, source)
     cache_dir = index_cache_dir(ws, source)
     index = RemoteIndex.load(backend, cache_dir)
     workers = _jobs(source, jobs)
     if run_cache:
         result.run_cache_entries = _fetch_run_cache(ws, backend, index, cache_dir, result)
-    if roots is None:
-        roots = collect_roots(repo, targets, all_commits=all_commits, run_cache=run_cache)
+        known = {r.digest for r in roots}
+        roots = roots + [r for r in run_cache_roots(ws) if r.digest not in known]
     # two rounds: the objects named directly (manifests among them), then the files of folders
     for _round in range(2):
         needed, unknown = expand(repo, roots)
@@ -534,25 +574,42 @@ def _fetch_run_cache(
 ) -> int:
     """Copy the remote's run-cache entries the local run cache lacks."""
     from conveyor.pipeline._runcache import RunCache
+    from conveyor.versioning._hashing import is_hash
 
     cache = RunCache(ws.cache_dir / "runs")
     added = 0
     for key in index.runs:
         name = key.rsplit("/", 1)[-1][: -len(".json")]
-        if (cache_dir / "runs" / f"{name}.fetched").exists():
-            continue
+        try:
+            known = (cache_dir / "runs" / f"{name}.keys").read_text(encoding="utf-8").split()
+            if all(is_hash(k) and cache.path(k).exists() for k in known):
+                continue  # every entry of this bundle is here already
+        except FileNotFoundError:
+            pass
         entries = _read_bundle(backend, key)
         result.requests += 1
         for run_key, entry in entries.items():
-            if not (isinstance(run_key, str) and len(run_key) == 64) or cache.path(run_key).exists():
+            # the key becomes a file name: only a hash may (a hostile bundle must not write elsewhere)
+            if not is_hash(run_key) or not _valid_entry(entry) or cache.path(run_key).exists():
                 continue
             target = cache.path(run_key)
             os.makedirs(target.parent, exist_ok=True)
             _fs.atomic_write_text(target, json.dumps(entry, sort_keys=True, indent=1) + "\n", sync="none")
             added += 1
-        _remember_bundle(cache_dir, name, set(entries))
-        (cache_dir / "runs" / f"{name}.fetched").touch()
+        _remember_bundle(cache_dir, name, [k for k in entries if is_hash(k)])
     return added
+
+
+def _valid_entry(entry: Any) -> bool:
+    from conveyor.versioning._hashing import is_hash
+
+    try:
+        outs = entry["outs"]
+        return isinstance(outs, list) and all(
+            isinstance(o["path"], str) and is_hash(o["hash"]) and o["kind"] in ("file", "dir") for o in outs
+        )
+    except (TypeError, KeyError):
+        return False
 
 
 # -- pull --------------------------------------------------------------------------------------------

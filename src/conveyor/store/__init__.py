@@ -1,6 +1,6 @@
 """Records of every ``conveyor run``: what ran, where, with which params, and what came out.
 
-:class:`RunStore` keeps them in ``.conveyor/runs.db``; the pipeline runner writes them
+:class:`RunStore` keeps them in ``.conveyor/runs/runs.db``; the pipeline runner writes them
 (``start_run``, ``record_stage``, ``finish_run``) and ``conveyor runs`` reads them.
 Names load on first use, so ``import conveyor.store`` costs nothing until it is used.
 """

@@ -1,4 +1,4 @@
-"""The run store: a record of every ``conveyor run`` in ``.conveyor/runs.db``.
+"""The run store: a record of every ``conveyor run`` in ``.conveyor/runs/runs.db``.
 
 A run is recorded as it happens: :meth:`RunStore.start_run` when it starts,
 :meth:`RunStore.record_stage` as each stage finishes, :meth:`RunStore.finish_run` at the
@@ -204,8 +204,12 @@ class RunStore:
 
     @classmethod
     def open(cls, workspace: Workspace, *, create: bool = True) -> RunStore:
-        """The run store of ``workspace`` (``.conveyor/runs.db``)."""
-        return cls(workspace.conveyor_dir / DB_NAME, create=create)
+        """The run store of ``workspace`` (``.conveyor/runs/runs.db``)."""
+        if create:
+            from conveyor.workspace import private_dir
+
+            return cls(private_dir(workspace.conveyor_dir, "runs") / DB_NAME, create=True)
+        return cls(workspace.conveyor_dir / "runs" / DB_NAME, create=False)
 
     def close(self) -> None:
         self._conn.close()
