@@ -1,4 +1,4 @@
-"""Conveyor, end to end: version a real data set next to git, then build a model from it with a pipeline.
+"""Conveyor, end to end: version a real data set next to git, build a model from it with a pipeline, share both.
 
 Run with ``make demo`` (or ``.venv/bin/python demo/demo.py [--keep]``). The demo builds a
 throw-away git project in a temp folder, drives the real ``conveyor`` command line and real
@@ -10,6 +10,10 @@ Act one versions scikit-learn's wine data: add, status, diff, gc, checkout, link
 Act two runs a real ML pipeline on it (prepare, split, train, evaluate, baselines; the stage
 scripts are in demo/pipeline/): the DAG, incremental runs, params, metrics and plots diffs,
 the run cache, ``run --verify``, a failing stage, and the record of runs.
+Act three adds a remote (a folder next to the project) and 1,797 tiny images (scikit-learn's
+digits): ``status --remote``, ``push --run-cache`` (small objects travel as packs), ``gc
+--remote --dry-run``, a deleted cache brought back by ``pull``, and a fresh clone whose
+``run --pull`` restores the pipeline from the run cache.
 
 Only the standard library, numpy, PyYAML, scikit-learn and matplotlib (the ``demo`` extra) are used.
 """
@@ -36,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.datasets import load_wine
+import yaml
+from sklearn.datasets import load_digits, load_wine
 
 CONVEYOR = Path(sys.executable).parent / "conveyor"
 WINE = "data/wine.csv"
@@ -190,12 +195,15 @@ class Session:
 
     # ---- running commands ----------------------------------------------------------------
 
-    def _run(self, argv: list[str], shown: list[str], expect_code: int, echo: bool) -> Run:
+    def _run(self, argv: list[str], shown: list[str], expect_code: int, echo: bool, cwd: Path | None = None) -> Run:
+        """Run a command in the project (or in ``cwd``, whose name then prefixes the prompt)."""
         self.commands += 1
-        print(_style("  $ " + shell_join(shown), "1;36"))
+        where = cwd or self.project
+        prompt = "  $ " if where == self.project else f"  {where.name}$ "
+        print(_style(prompt + shell_join(shown), "1;36"))
         try:
             proc = subprocess.run(
-                argv, cwd=self.project, env=self.env, capture_output=True, text=True, timeout=120, check=False
+                argv, cwd=where, env=self.env, capture_output=True, text=True, timeout=120, check=False
             )
         except subprocess.TimeoutExpired as exc:
             raise DemoFailure(f"'{shlex.join(shown)}' did not finish within 120 s") from exc
@@ -206,19 +214,19 @@ class Session:
             if run.code != 0:
                 print(f"    [exit code {run.code}]")
         if "Traceback (most recent call last)" in run.err:
-            raise DemoFailure(f"'{shlex.join(shown)}' crashed:\n{run.err}\n{self.reproduce(shown)}")
+            raise DemoFailure(f"'{shlex.join(shown)}' crashed:\n{run.err}\n{self.reproduce(shown, where)}")
         if run.code != expect_code:
             raise DemoFailure(
                 f"'{shlex.join(shown)}' exited with {run.code}, expected {expect_code}\n"
-                f"stdout:\n{run.out}\nstderr:\n{run.err}\n{self.reproduce(shown)}"
+                f"stdout:\n{run.out}\nstderr:\n{run.err}\n{self.reproduce(shown, where)}"
             )
         return run
 
-    def reproduce(self, shown: list[str]) -> str:
-        return f"reproduce: cd {shlex.quote(str(self.project))} && {shlex.join(shown)}"
+    def reproduce(self, shown: list[str], where: Path) -> str:
+        return f"reproduce: cd {shlex.quote(str(where))} && {shlex.join(shown)}"
 
-    def conveyor(self, *args: str, code: int = 0, echo: bool = True) -> Run:
-        return self._run([str(CONVEYOR), *args], ["conveyor", *args], code, echo)
+    def conveyor(self, *args: str, code: int = 0, echo: bool = True, cwd: Path | None = None) -> Run:
+        return self._run([str(CONVEYOR), *args], ["conveyor", *args], code, echo, cwd)
 
     def git(self, *args: str, code: int = 0, echo: bool = True) -> Run:
         return self._run(["git", *args], ["git", *args], code, echo)
@@ -941,7 +949,240 @@ def pipeline_runs(t: Story, lab: Lab) -> None:
     s.ok("runs compare: n_estimators 100 -> 3, and what it did to every metric and stage duration")
 
 
-def summary(t: Story, seconds: float, kept: Path | None) -> None:
+# --------------------------------------------------------------------------------------------
+# Act three: a remote, to back the project up and to share it.
+# --------------------------------------------------------------------------------------------
+
+DIGITS = "data/digits"
+STORAGE = "storage"  # the remote: a folder next to the project, standing in for S3 or a shared drive
+PULLED = [WINE, SPLITS, DIGITS, "data/prepared.csv", "data/train_test", MODEL]  # what the cache restores
+CACHED = [*PULLED, *METRICS_FILES, "plots/per_class.csv"]  # what the remote keeps (metrics and plot too)
+
+
+@dataclass
+class Remote:
+    """What act three remembers between sections."""
+
+    folder: Path
+    pushed: int = 0  # objects the first push sent: the workspace's and the run cache's
+    workspace: int = 0  # objects the workspace refers to (without the run cache's)
+    files: frozenset[str] = frozenset()  # the files in the remote folder after the push
+    packs: int = 0
+
+
+def write_digits(project: Path) -> int:
+    """scikit-learn's handwritten digits, one 8x8 greyscale PGM image (74 bytes) per file, by label."""
+    digits = load_digits()
+    for i, (image, label) in enumerate(zip(digits.images, digits.target, strict=True)):
+        folder = project / DIGITS / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i:04d}.pgm").write_bytes(b"P5\n8 8\n16\n" + image.astype(np.uint8).tobytes())
+    return len(digits.images)
+
+
+def files_under(folder: Path) -> frozenset[str]:
+    return frozenset(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def snapshot(project: Path, paths: Sequence[str]) -> State:
+    """Every file at or below ``paths``, with its exact content."""
+    state: State = {}
+    for rel in paths:
+        path = project / rel
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                state[str(file.relative_to(project))] = file.read_bytes()
+    return state
+
+
+def remote_objects(folder: Path) -> set[str]:
+    """The objects a remote folder holds, read straight from its layout: the pack indexes
+    ('conveyor-pack 1', then '<hash> <offset> <size>' lines) and the loose objects/ab/cdef..."""
+    found: set[str] = set()
+    for index in (folder / "packs").glob("*.idx"):
+        lines = index.read_text(encoding="utf-8").splitlines()
+        expect(lines[:1] == ["conveyor-pack 1"], f"{index.name}: not a pack index: {lines[:1]}")
+        found.update(line.split()[0] for line in lines[1:])
+    found.update(p.parent.name + p.name for p in (folder / "objects").glob("*/*"))
+    return found
+
+
+def referenced(project: Path) -> set[str]:
+    """The hashes the pointer files and conveyor.lock's outputs name."""
+    names = {
+        line.split("blake3:", 1)[1]
+        for pointer in project.glob("data/*.cvy")
+        for line in pointer.read_text(encoding="utf-8").splitlines()
+        if line.startswith("hash: blake3:")
+    }
+    lock = yaml.safe_load((project / "conveyor.lock").read_text(encoding="utf-8"))
+    names.update(out["hash"] for stage in lock["stages"].values() for out in stage.get("outs", []))
+    return names
+
+
+def path_states(run: Run) -> dict[str, tuple[str, int]]:
+    """'not pushed: data/wine.csv (1 object)' lines of status --remote: path -> (state, objects)."""
+    pattern = r"^(not pushed|not fetched|partly pushed|missing): (\S+) \((\d+) objects?\)$"
+    found = re.findall(pattern, run.out, flags=re.MULTILINE)
+    return {path: (state, int(count)) for state, path, count in found}
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def count(pattern: str, run: Run) -> int:
+    match = re.search(pattern, run.out, flags=re.MULTILINE)
+    expect(match is not None, f"'{shell_join(run.argv)}': expected {pattern!r} in {run.out!r}")
+    assert match is not None
+    return int(match.group(1))
+
+
+def remote_setup(t: Story) -> Remote:
+    s = t.s
+    s.heading(
+        "Act three: a remote, to back up and to share",
+        f"""
+        Everything so far lives on one disk. Git has the pointers, but lose the cache or hand
+        the project to a colleague, and the data and models are gone. A remote is a second home
+        for the cache: a folder on a shared drive, an S3 bucket (or MinIO, GCS, Azure), an SSH
+        server; here a folder next to the project, ../{STORAGE}, stands in for one. Remote
+        storage is slowest with many small files, one request each, so first we add a data set
+        of that kind: scikit-learn's handwritten digits, one tiny image per file.
+        """,
+    )
+    images = write_digits(s.project)
+    run = s.conveyor("add", DIGITS)
+    expect(f"added {DIGITS} (" in run.out and f"{images} files" in run.out, f"add {DIGITS}: {run.out!r}")
+    run = s.conveyor("remote", "add", "storage", f"../{STORAGE}", "--default")
+    expect(run.out == f"added remote 'storage' (default): ../{STORAGE} (in .conveyor/config)\n", f"{run.out!r}")
+    run = s.git("diff", ".conveyor/config")
+    expect(f"+    url: ../{STORAGE}" in run.out, f"the remote should be in the committed config: {run.out!r}")
+    s.git("add", "-A")
+    s.git("commit", "-q", "-m", "digits; remote storage")
+    s.ok("the remote is in .conveyor/config, committed: every clone knows where the data is")
+    print()
+    s.say("status --remote compares what the workspace refers to with what the remote holds:")
+    run = s.conveyor("status", "--remote")
+    states = path_states(run)
+    expect(sorted(states) == sorted(CACHED), f"status --remote should list {sorted(CACHED)}: {sorted(states)}")
+    expect({state for state, _n in states.values()} == {"not pushed"}, f"status --remote: {states}")
+    expect(states[DIGITS][1] == images + 1, f"{DIGITS}: expected {images} images and a manifest: {states[DIGITS]}")
+    s.ok(f"nothing is pushed yet: {DIGITS} alone is {images + 1:,} objects ({images:,} images and the manifest)")
+    return Remote(s.root / STORAGE, workspace=sum(n for _state, n in states.values()))
+
+
+def remote_push(t: Story, remote: Remote) -> None:
+    s = t.s
+    s.heading(
+        "Push: many small files, one pack",
+        """
+        push sends what the workspace refers to, data and pipeline outputs; --run-cache adds
+        every result the run cache remembers, such as the 3-tree model. Which objects the remote
+        already has comes from one listing, not a request per object. Small objects travel
+        bundled in pack files with an index; large ones would travel as they are. A second
+        push has nothing to send.
+        """,
+    )
+    entries = sum(1 for _ in (s.project / ".conveyor" / "cache" / "runs").rglob("*.json"))
+    run = s.conveyor("push", "--run-cache")
+    remote.pushed = count(r"^pushed (\d+) objects \(", run)
+    expect(count(r"; (\d+) already there$", run) == 0, f"a first push finds nothing there: {run.out!r}")
+    expect(count(r"^pushed (\d+) run-cache entr", run) == entries, f"push: expected {entries} entries: {run.out!r}")
+    expect(remote.pushed > remote.workspace, f"push: {remote.pushed} objects, the workspace alone has more")
+    run = s.tool("find", f"../{STORAGE}", "-type", "f")
+    remote.files = files_under(remote.folder)
+    packs = sorted(f for f in remote.files if f.endswith(".pack"))
+    remote.packs = len(packs)
+    expect(all(f"{p[: -len('.pack')]}.idx" in remote.files for p in packs), f"each pack needs an index: {packs}")
+    expect(len(remote.files) <= 6, f"expected a handful of files on the remote, found {len(remote.files)}")
+    held = remote_objects(remote.folder)
+    expect(len(held) == remote.pushed, f"the remote's indexes hold {len(held)} objects, push sent {remote.pushed}")
+    expect(referenced(s.project) <= held, "every object the pointers and conveyor.lock name should be on the remote")
+    s.ok(
+        f"{remote.pushed:,} objects and {entries} run-cache entries are {len(remote.files)} files on the remote: "
+        f"{plural(len(packs), 'pack')} with {'its index' if len(packs) == 1 else 'their indexes'}, "
+        "and one run-cache bundle"
+    )
+    run = s.conveyor("push", "--run-cache")
+    expect(run.out == f"Everything is up to date on 'storage' ({remote.pushed} objects).\n", f"push: {run.out!r}")
+    run = s.conveyor("status", "--remote")
+    expect(run.out == f"Everything is on 'storage' and here ({remote.workspace} objects).\n", f"{run.out!r}")
+    s.ok("a second push moved nothing; status --remote: everything is on both sides")
+    print()
+    s.say(
+        """gc --remote cleans a remote as gc cleans the cache. The run cache counts as a
+        reference, so the 3-tree experiment's results stay; a dry run shows what would go
+        without that:"""
+    )
+    run = s.conveyor("gc", "--remote", "--dry-run", "--no-run-cache")
+    dead = count(r"^'storage': (\d+) objects? \(", run)
+    expect(dead == remote.pushed - remote.workspace, f"gc: {dead} dead, expected the run cache's own objects")
+    expect(count(r", (\d+) kept;", run) == remote.workspace, f"gc should keep the workspace's objects: {run.out!r}")
+    expect(run.out.endswith("(dry run: nothing deleted)\n"), f"gc --dry-run: {run.out!r}")
+    expect(files_under(remote.folder) == remote.files, "a dry run must not change the remote")
+    s.ok(f"only the {dead} objects that nothing but the run cache refers to would go; nothing was deleted")
+
+
+def remote_restore(t: Story, remote: Remote) -> None:
+    s = t.s
+    s.heading(
+        "The disk dies: pull brings everything back",
+        """
+        We delete the whole local cache, the data and the pipeline's outputs. status --remote
+        now says the other thing: on the remote, not here. pull fetches what the current
+        commit refers to, checks every object against its hash before it enters the cache,
+        and checks the files out.
+        """,
+    )
+    before = snapshot(s.project, PULLED)
+    s.tool("rm", "-rf", ".conveyor/cache", *PULLED)
+    expect(not any((s.project / rel).exists() for rel in PULLED), "the data should be gone")
+    run = s.conveyor("status", "--remote")
+    states = path_states(run)
+    expect({state for state, _n in states.values()} == {"not fetched"}, f"status --remote: {states}")
+    expect(sorted(states) == sorted(CACHED), f"status --remote should list {sorted(CACHED)}: {sorted(states)}")
+    run = s.conveyor("pull")
+    fetched = count(r"^fetched (\d+) objects \(", run)
+    expect(fetched == remote.workspace, f"pull: fetched {fetched} objects, expected {remote.workspace}")
+    after = snapshot(s.project, PULLED)
+    expect(sorted(after) == sorted(before), f"pull: files differ: {sorted(set(before) ^ set(after))[:5]}")
+    expect(all(after[rel] == data for rel, data in before.items()), "pull: a file is not byte-identical")
+    s.ok(f"all {len(before):,} files are back, byte for byte")
+    tracked = sum(1 for rel in before if rel.startswith((WINE, SPLIT_PREFIX, DIGITS + "/")))
+    run = s.conveyor("verify")
+    expect(run.out == f"checked {fetched} cache objects and {tracked} workspace files\n", f"verify: {run.out!r}")
+    s.expect_clean()
+
+
+def remote_clone(t: Story, lab: Lab, remote: Remote) -> None:
+    s = t.s
+    clone = s.root / "colleague"
+    s.heading(
+        "A colleague, or a CI job: run --pull",
+        """
+        A colleague clones the project (a CI job does the same): git brings the code, the
+        params, the pointers, conveyor.lock and the remote's name, but no data and no model.
+        run --pull first fetches the run cache and what the stages read and write, then brings
+        the pipeline up to date. Every stage's result is in the run cache, so nothing is
+        trained. Only what the pipeline needs travels: the digits stay on the remote.
+        """,
+    )
+    s.git("clone", "-q", ".", f"../{clone.name}")
+    run = s.conveyor("run", "--pull", cwd=clone)
+    expect_stages(run, "restored from the run cache", ["prepare", "split", "train"])
+    expect_stages(run, "ran", [])
+    expect((clone / MODEL).read_bytes() == lab.model, f"the clone's {MODEL} should be the first run's, byte for byte")
+    for rel in METRICS_FILES:
+        expect((clone / rel).read_bytes() == (s.project / rel).read_bytes(), f"the clone's {rel} differs")
+    expect(not (clone / DIGITS).exists(), f"run --pull should not fetch {DIGITS}: no stage reads it")
+    s.ok(f"restored, not run: {MODEL} and the metrics are identical to the original project's")
+    run = s.conveyor("run", cwd=clone)
+    expect(run.out == f"Everything is up to date ({len(STAGES)} stages).\n", f"the clone's pipeline: {run.out!r}")
+    s.ok(f"the clone's pipeline is up to date; {DIGITS} is still only on the remote")
+
+
+def summary(t: Story, remote: Remote, seconds: float, kept: Path | None) -> None:
     s = t.s
     pointers = sum(len((s.project / f"{rel}.cvy").read_bytes()) for rel in (WINE, SPLITS))
     data = sum(len(d) for d in t.v2.values())
@@ -959,6 +1200,10 @@ def summary(t: Story, seconds: float, kept: Path | None) -> None:
         "going back restored the earlier model from the run cache, byte for byte, without training",
         "run --verify reproduced every stage exactly; a failing stage got exit 1, its name and its log",
         "every run is on record: runs list and runs compare",
+        f"push sent {remote.pushed:,} objects to a remote as {plural(remote.packs, 'pack')}; a second push sent "
+        "nothing",
+        "after the cache was deleted, pull brought every file back byte for byte; verify agreed",
+        "a fresh clone's run --pull restored the pipeline from the run cache, training nothing",
     ):
         print(f"  {CHECK} {line}")
     print()
@@ -987,7 +1232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="conveyor-demo-"))
-    print(_style("Conveyor demo: continuous delivery for ML: data versioning, then a pipeline", "1"))
+    print(_style("Conveyor demo: continuous delivery for ML: data versioning, a pipeline, a remote", "1"))
     print(f"  (a throw-away project in {root / 'wine-project'})")
     failed = False
     try:
@@ -1004,7 +1249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipeline_verify(story)
         pipeline_failure(story, lab)
         pipeline_runs(story, lab)
-        summary(story, time.perf_counter() - started, root if args.keep else None)
+        remote = remote_setup(story)
+        remote_push(story, remote)
+        remote_restore(story, remote)
+        remote_clone(story, lab, remote)
+        summary(story, remote, time.perf_counter() - started, root if args.keep else None)
     except DemoFailure as exc:
         failed = True
         print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
