@@ -171,6 +171,12 @@ class Config:
         self._values: dict[str, Any] = {}
         for layer in (conveyor_dir / "config", conveyor_dir / "config.local"):
             for key, raw in _load_file(layer).items():
+                if layer.name == "config" and key.startswith("remote.") and key.rsplit(".", 1)[1] in SECRET_OPTIONS:
+                    raise UsageError(
+                        f"{layer}: '{key}' is a secret in the committed config",
+                        hint="move it to .conveyor/config.local ('conveyor remote modify NAME OPTION VALUE --local') "
+                        "and remove it from the file and from git history",
+                    )
                 self._values[key] = self._parse(key, raw, str(layer))
         for key in KEYS:
             raw = self._env.get(_env_name(key))

@@ -43,14 +43,22 @@ def add_cmd(paths: tuple[str, ...]) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(readable=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; exit 1 when anything changed.")
-@click.option("--remote", "against_remote", is_flag=True, help="Compare with a remote instead: what is not pushed.")
-@click.option("-r", "remote_name", metavar="NAME", help="With --remote: the remote (default: core.remote).")
+@click.option(
+    "--remote",
+    "against_remote",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[NAME]",
+    help="Compare with a remote (default: core.remote) instead: what is not pushed or fetched.",
+)
+@click.option("-r", "remote_name", metavar="NAME", help="The same as --remote NAME.")
 @click.option("-a", "--all-commits", is_flag=True, help="With --remote: what every commit refers to.")
 def status_cmd(
     paths: tuple[str, ...],
     as_json: bool,
     quiet: bool,
-    against_remote: bool,
+    against_remote: str | None,
     remote_name: str | None,
     all_commits: bool,
 ) -> None:
@@ -59,8 +67,8 @@ def status_cmd(
     PATHS are stage names, stage outputs or tracked paths; without them everything is shown.
     With --remote: what is not yet pushed to, or not yet fetched from, a remote.
     """
-    if against_remote or remote_name:
-        _remote_status(list(paths), remote_name, all_commits, as_json, quiet)
+    if against_remote is not None or remote_name:
+        _remote_status(list(paths), remote_name or against_remote or None, all_commits, as_json, quiet)
         return
     from conveyor import Workspace, status
     from conveyor.cli._pipeline import pipeline_part
@@ -173,19 +181,27 @@ def diff_cmd(a_rev: str | None, b_rev: str | None, as_json: bool) -> None:
 @click.option("-a", "--all-commits", is_flag=True, help="Keep objects any commit of any branch or tag references.")
 @click.option("-n", "--dry-run", is_flag=True, help="Only count what would be removed.")
 @click.option("--no-run-cache", is_flag=True, help="Also remove outputs only the run cache still refers to.")
-@click.option("--remote", "on_remote", is_flag=True, help="Clean a remote instead of the local cache.")
-@click.option("-r", "remote_name", metavar="NAME", help="With --remote: the remote (default: core.remote).")
+@click.option(
+    "--remote",
+    "on_remote",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[NAME]",
+    help="Clean a remote (default: core.remote) instead of the local cache.",
+)
+@click.option("-r", "remote_name", metavar="NAME", help="The same as --remote NAME.")
 @click.option("-y", "--yes", is_flag=True, help="With --remote: delete without asking (for CI).")
 def gc_cmd(
-    all_commits: bool, dry_run: bool, no_run_cache: bool, on_remote: bool, remote_name: str | None, yes: bool
+    all_commits: bool, dry_run: bool, no_run_cache: bool, on_remote: str | None, remote_name: str | None, yes: bool
 ) -> None:
     """Remove cache objects nothing references (the workspace, or with -a, git history).
 
     Pointer files, conveyor.lock and the pipeline's run cache count as references. With
     --remote, the same on a remote, after a summary and a confirmation (or --yes).
     """
-    if on_remote or remote_name:
-        _remote_gc(remote_name, all_commits, dry_run, not no_run_cache, yes)
+    if on_remote is not None or remote_name:
+        _remote_gc(remote_name or on_remote or None, all_commits, dry_run, not no_run_cache, yes)
         return
     from conveyor import gc
 
@@ -219,7 +235,8 @@ def _remote_gc(remote: str | None, all_commits: bool, dry_run: bool, run_cache: 
         _print_remote_plan(plan)
         click.echo("(dry run: nothing deleted)")
     elif plan.done:
-        click.echo(f"removed {plural(plan.dead_objects, 'object')} from '{plan.remote}'")
+        leftovers = f" and {plural(len(plan.strays), 'leftover upload')}" if plan.strays else ""
+        click.echo(f"removed {plural(plan.dead_objects, 'object')}{leftovers} from '{plan.remote}'")
     elif not plan.dead_objects and not plan.strays:
         click.echo(f"nothing to remove on '{plan.remote}'")
     else:

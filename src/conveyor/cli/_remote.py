@@ -123,7 +123,7 @@ def _report(result: TransferResult, as_json: bool) -> None:
             f"in {plural(result.requests, 'transfer')}, {result.seconds:.1f} s ({human_size(int(rate))}/s); "
             f"{result.present} already there"
         )
-    else:
+    elif not result.missing:
         side = "on" if result.direction == "push" else "here from"
         click.echo(f"Everything is up to date {side} '{result.remote}' ({plural(result.present, 'object')}).")
     if result.run_cache_entries:

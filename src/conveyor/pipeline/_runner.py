@@ -405,6 +405,16 @@ class _Runner:
             deps=tuple(d for d in deps if isinstance(d, Fact)),
             params=params,
         )
+        if (
+            entry is not None
+            and all(r.kind == "out-missing" for r in reasons)
+            and not self.force
+            and not stage.always_run
+            and self._restore_recorded(stage, entry)
+        ):
+            # nothing it reads changed: the outputs conveyor.lock records are the answer (a fresh clone)
+            self._emit(StageResult(name, "restored", [str(r) for r in reasons], time.time() - started), started)
+            return None
         if self.use_run_cache and not self.force and not stage.always_run and not _persists(stage):
             restored = self._restore(stage, candidate)
             if restored is not None:
@@ -443,6 +453,20 @@ class _Runner:
         self.lock.write()
         return outs
 
+    def _restore_recorded(self, stage: Stage, entry: LockEntry) -> bool:
+        from conveyor.pipeline._restore import restore_outputs
+
+        outs = list(entry.outs)
+        try:
+            if restore_outputs(self.repo, outs):
+                return True
+            if self.fetcher is not None:
+                self.fetcher(outs)
+                return restore_outputs(self.repo, outs)
+        except ConveyorError as exc:
+            self.terminal.note(f"stage {stage.name!r}: recorded outputs not restored ({exc.message}); running it")
+        return False
+
     def _prepare(self, name: str) -> StageProcess:
         stage = self.dag.stage(name)
         for out in stage.outs:
@@ -479,10 +503,12 @@ class _Runner:
                 else:
                     entry.outs = outs
                     if moved:
-                        # the stage may have read either version: record what it was decided on, so the
-                        # next status shows it stale, and keep this result out of the run cache
+                        # the stage may have read either version: record what it was decided on and no
+                        # outputs (nothing vouches for them), so it shows stale and runs again, and keep
+                        # this result out of the run cache
                         self.terminal.note(f"stage {name!r}: {moved} while it ran; it will run again")
                         result.reasons.append(f"{moved} while it ran")
+                        entry.outs = ()
                     elif not _persists(stage):
                         self.run_cache.put(fingerprint(entry, self._outs_key(stage)), list(outs))
                     self._ignore_outputs(stage)  # before the lock: a kill in between leaves nothing un-ignored

@@ -45,9 +45,11 @@ def _storage_options(remote: Remote) -> dict[str, Any]:
         if "profile" in options:
             result["profile"] = options.pop("profile")
     elif scheme in ("ssh", "sftp"):
-        for ours in ("username", "password", "key_filename"):
+        for ours in ("username", "password"):
             if ours in options:
                 result[ours] = options.pop(ours)
+        if "key_filename" in options:  # asyncssh's name for it
+            result["client_keys"] = [os.path.expanduser(options.pop("key_filename"))]
     result.update(options)  # anything else goes through as the backend's own option
     return result
 
@@ -98,6 +100,12 @@ class Backend:
                 hint="check the credentials (the backend's environment variables, or 'conveyor remote modify --local')",
             ) from exc
         except Exception as exc:  # network, protocol, server errors: the backends raise many kinds
+            if "credential" in str(exc).lower():
+                raise RemoteError(
+                    f"remote '{self.remote.name}' ({self.remote.url}): no usable credentials: {_reason(exc)}",
+                    hint="set the backend's environment variables or config files, "
+                    "or 'conveyor remote modify NAME OPTION VALUE --local'",
+                ) from exc
             raise RemoteError(
                 f"remote '{self.remote.name}' ({self.remote.url}): {action} failed: {_reason(exc)}",
                 hint="check that the remote is reachable, then run the command again; finished transfers are kept",
@@ -118,6 +126,10 @@ class Backend:
                     f"remote '{self.remote.name}': folder {self.root} does not exist",
                     hint="fix the URL with 'conveyor remote modify NAME url PATH', or push to it first",
                 )
+            return
+        if self.remote.scheme in _READ_ONLY:
+            with self.errors("reaching the server"):
+                self.fs.info(self.root)  # HTTP listings swallow connection errors: ask once directly
             return
         if self.remote.scheme not in _ATOMIC_PUT:
             return
@@ -167,7 +179,10 @@ class Backend:
                 with open(self.path(key), "rb") as handle:
                     handle.seek(start)
                     return handle.read(end - start)
-            return bytes(self.fs.cat_file(self.path(key), start=start, end=end))
+            data = bytes(self.fs.cat_file(self.path(key), start=start, end=end))
+            if len(data) != end - start and len(data) >= end:
+                data = data[start:end]  # a backend that ignores ranges (sshfs) sent the whole file
+            return data
 
     def download(self, key: str, dest: str) -> None:
         """Stream ``key`` into the local file ``dest``."""
@@ -227,6 +242,7 @@ class Backend:
                 os.replace(tmp, final)
                 return
             self.fs.makedirs(posixpath.dirname(tmp), exist_ok=True)
+            self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
             self.fs.pipe_file(tmp, data)
             self.fs.mv(tmp, final)
 

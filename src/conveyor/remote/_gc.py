@@ -94,9 +94,8 @@ def remote_gc(
         plan.strays = _strays(backend, index)
         if dry_run or (confirm is not None and not confirm(plan)):
             return plan
-        for pack in plan.rewrite_packs:
-            _rewrite(backend, pack, contents[pack], keep, repo.odb.tmp_dir)
-        for pack in plan.delete_packs + plan.rewrite_packs:
+        rewritten = {p: _rewrite(backend, p, contents[p], keep, repo.odb.tmp_dir) for p in plan.rewrite_packs}
+        for pack in plan.delete_packs + [p for p, new in rewritten.items() if new != p]:
             backend.remove([f"packs/{pack}.idx"])  # the index first: readers stop using the pack
             backend.remove([f"packs/{pack}.pack"])
         backend.remove([object_key(d) for d in plan.delete_loose])
@@ -141,7 +140,8 @@ def _strays(backend: object, index: RemoteIndex) -> list[str]:
 
 def _rewrite(
     backend: object, pack: str, entries: list[tuple[str, int, int]], keep: dict[str, str], tmp_dir: object
-) -> None:
+) -> str:
+    """Write a new pack of ``pack``'s live objects; returns its name (the old one's, if nothing changed)."""
     from pathlib import Path
 
     from conveyor.remote._backend import Backend
@@ -159,7 +159,9 @@ def _rewrite(
                 raise _corrupt(backend, f"object {digest} in pack {pack}")
             writer.add(digest, chunk)
         name = writer.finish()
-        backend.upload(writer.path, f"packs/{name}.pack")
-        backend.write(render_index(writer.entries), f"packs/{name}.idx")
+        if name != pack:
+            backend.upload(writer.path, f"packs/{name}.pack")
+            backend.write(render_index(writer.entries), f"packs/{name}.idx")
     finally:
         writer.discard()
+    return name

@@ -123,7 +123,10 @@ class PackWriter:
         self.size += len(data)
 
     def finish(self) -> str:
+        """Close the pack; its name hashes its bytes and its index, so two packs of the same bytes
+        cut into different objects (``a`` + ``b`` and ``ab``) never share a name."""
         self._handle.close()
+        self._hasher.update(render_index(self.entries))
         return str(self._hasher.hexdigest())
 
     def discard(self) -> None:

@@ -67,7 +67,6 @@ class Root:
 
 def collect_roots(repo: Repo, targets: list[str] | None, *, all_commits: bool, run_cache: bool) -> list[Root]:
     """The objects the workspace (or ``targets``, or every commit) and the run cache refer to."""
-    from conveyor.pipeline import _checkout as pipeline_outputs
     from conveyor.pipeline._lock import LOCK_FILE, Lock
 
     ws = repo.ws
@@ -77,19 +76,25 @@ def collect_roots(repo: Repo, targets: list[str] | None, *, all_commits: bool, r
         roots.setdefault(digest, Root(digest, kind, label))
 
     resolved = None if targets is None else _resolve_targets(ws, targets)
-    outs, pointer_targets = pipeline_outputs.split_targets(repo, resolved)
-    if resolved is not None:
-        # stage outputs are git-ignored data too, even with cache: false (the object store has them)
-        lock = Lock.read(ws.root / LOCK_FILE)
-        for target in resolved:
-            for entry in lock.entries.values():
-                for out in entry.outs:
-                    path = ws.root / out.path
-                    if (target == path or target in path.parents) and out not in outs:
-                        outs.append(out)
+    lock = Lock.read(ws.root / LOCK_FILE)
+    all_outs = [o for entry in lock.entries.values() for o in entry.outs]  # cache: false ones too
+    pointer_targets: list[Path] | None = None
+    if resolved is None:
+        outs = all_outs
     else:
-        lock = Lock.read(ws.root / LOCK_FILE)
-        outs = [o for entry in lock.entries.values() for o in entry.outs]
+        outs = []
+        pointer_targets = []
+        for target in resolved:
+            matched = [
+                o
+                for o in all_outs
+                if target == ws.root / o.path
+                or target in (ws.root / o.path).parents
+                or (ws.root / o.path) in target.parents
+            ]
+            outs.extend(o for o in matched if o not in outs)
+            if not matched:
+                pointer_targets.append(target)
     for out in outs:
         add(out.hash, out.kind, out.path)
     items = repo.tracked() if pointer_targets is None else repo.tracked_for(pointer_targets) if pointer_targets else []
@@ -243,6 +248,7 @@ def push(
     target_remote = get_remote(ws, remote)
     started = time.monotonic()
     result = TransferResult(target_remote.name, "push")
+    workers = _jobs(target_remote, jobs)
     backend = open_backend(ws, target_remote)
     backend.check_writable()
     with ws.lock(), Repo(ws) as repo:
@@ -256,7 +262,7 @@ def push(
         to_send = sorted(d for d in needed if d not in local_missing and not index.has(d))
         result.present = len(needed) - len(local_missing) - len(to_send)
         sizes = {d: os.stat(repo.odb.path(d)).st_size for d in to_send}
-        _send(repo, backend, to_send, sizes, _jobs(target_remote, jobs), result)
+        _send(repo, backend, to_send, sizes, workers, result)
         if run_cache:
             result.run_cache_entries = _push_run_cache(ws, backend, index, index_cache_dir(ws, target_remote), result)
     result.seconds = time.monotonic() - started
@@ -441,12 +447,12 @@ def fetch_into(
     source = get_remote(ws, remote)
     started = time.monotonic()
     result = TransferResult(source.name, "fetch")
+    workers = _jobs(source, jobs)
     if roots is None:  # first, so that a bad target is reported before the remote is contacted
         roots = collect_roots(repo, targets, all_commits=all_commits, run_cache=False)
     backend = open_backend(ws, source)
     cache_dir = index_cache_dir(ws, source)
     index = RemoteIndex.load(backend, cache_dir)
-    workers = _jobs(source, jobs)
     if run_cache:
         result.run_cache_entries = _fetch_run_cache(ws, backend, index, cache_dir, result)
         known = {r.digest for r in roots}
