@@ -144,9 +144,9 @@ def push_cmd(
     """Send data and outputs (all, or TARGETS) to a remote; only what it lacks moves."""
     from conveyor.remote import push
 
-    _report(
-        push(list(targets) or None, remote=remote, all_commits=all_commits, run_cache=run_cache, jobs=jobs), as_json
-    )
+    result = push(list(targets) or None, remote=remote, all_commits=all_commits, run_cache=run_cache, jobs=jobs)
+    _report(result, as_json)
+    _fail_on_missing(result)
 
 
 @click.command("fetch")
@@ -187,10 +187,17 @@ def pull_cmd(
 
 
 def _fail_on_missing(result: TransferResult) -> None:
-    if result.missing:
-        from conveyor.errors import ObjectMissingError
+    """Everything else moved; still, a CI job must not pass when part of the data is nowhere."""
+    if not result.missing:
+        return
+    from conveyor.errors import ObjectMissingError
 
+    if result.direction == "push":
         raise ObjectMissingError(
-            f"{plural(len(result.missing), 'object')} not on remote '{result.remote}' (e.g. {result.missing[0]})",
-            hint="push them from a clone that has them",
+            f"{plural(len(result.missing), 'object')} not in the local cache, so not pushed (e.g. {result.missing[0]})",
+            hint="fetch or re-add the data they belong to, then push again; everything else was pushed",
         )
+    raise ObjectMissingError(
+        f"{plural(len(result.missing), 'object')} not on remote '{result.remote}' (e.g. {result.missing[0]})",
+        hint="push them from a clone that has them",
+    )
