@@ -184,6 +184,14 @@ class Backend:
                 data = data[start:end]  # a backend that ignores ranges (sshfs) sent the whole file
             return data
 
+    def _part_options(self, size: int | None) -> dict[str, Any]:
+        """Bounded memory for multipart transfers: s3fs holds ``max_concurrency * chunksize`` per file
+        (500 MiB by default); 4 parts of 8 MiB or more (S3 allows at most 10,000 parts) hold 32 MiB."""
+        if self.remote.scheme != "s3":
+            return {}
+        chunk = max(8 * 1024 * 1024, -(-(size or 0) // 9000))
+        return {"chunksize": chunk, "max_concurrency": 4}
+
     def download(self, key: str, dest: str) -> None:
         """Stream ``key`` into the local file ``dest``."""
         with self.errors(f"downloading {key}"):
@@ -192,7 +200,7 @@ class Backend:
 
                 shutil.copyfile(self.path(key), dest)
             else:
-                self.fs.get_file(self.path(key), dest)
+                self.fs.get_file(self.path(key), dest, **self._part_options(None))
 
     def upload(self, src: str, key: str) -> None:
         """Make ``key`` hold the local file ``src``; it is never visible incomplete."""
@@ -200,7 +208,7 @@ class Backend:
         final = self.path(key)
         with self.errors(f"uploading {key}"):
             if self.atomic_put:
-                self.fs.put_file(src, final)
+                self.fs.put_file(src, final, **self._part_options(os.stat(src).st_size))
                 return
             tmp = self.path(f"tmp/{uuid.uuid4().hex}")
             if self.local:

@@ -492,10 +492,12 @@ def _receive(
     tmp_dir = repo.odb.tmp_dir
     batch = repo.odb.batch()
     with Progress(f"fetch from {backend.remote.name}", total=total, unit="B") as bar:
+        large_fetched: list[str] = []
 
         def stored_loose(report: tuple[str, str, int]) -> None:
             digest, tmp, size = report
             batch.add_verified_temp(digest, tmp, size)
+            large_fetched.append(digest)
             result.objects += 1
             result.bytes += size
             result.requests += 1
@@ -521,6 +523,10 @@ def _receive(
                 pool.finish()
             finally:
                 batch.commit()  # what arrived was verified: keep it, so a re-run only fetches the rest
+                from conveyor.versioning._odb import note_verified
+
+                for digest in large_fetched:
+                    note_verified(repo.odb.path(digest))
 
 
 def _corrupt(backend: Backend, what: str) -> CorruptRemoteObjectError:

@@ -23,6 +23,20 @@ _LIST_THRESHOLD = 2048  # digests, past which listing shards beats one stat per 
 _FSYNC_EACH_MAX = 32  # pending objects, up to which an fsync each beats one syncfs
 
 
+# Objects this process wrote or checked against their hash, by path: (inode, size, mtime_ns).
+# A checkout in the same process (``pull``) may copy them in the kernel without hashing again.
+VERIFIED: dict[str, tuple[int, int, int]] = {}
+
+
+def note_verified(path: str) -> None:
+    st = os.stat(path)
+    VERIFIED[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def is_verified(path: str, st: os.stat_result) -> bool:
+    return VERIFIED.get(path) == (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 class ObjectStore:
     """A folder of immutable objects named by the BLAKE3 hash of their content."""
 
