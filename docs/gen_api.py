@@ -13,6 +13,7 @@ from pathlib import Path
 import conveyor
 import conveyor.errors
 import conveyor.pipeline
+import conveyor.remote
 import conveyor.store
 import conveyor.versioning
 
@@ -63,8 +64,23 @@ def render() -> str:
         func = getattr(conveyor, name)
         signature = str(inspect.signature(func)).replace("'", "")
         parts.append(f"### `conveyor.{name}{signature}`\n\n{_doc(func)}\n")
+    parts.append("## Remotes\n")
+    for name in (
+        "remote_add",
+        "remote_list",
+        "remote_modify",
+        "remote_remove",
+        "push",
+        "fetch",
+        "pull",
+        "remote_status",
+        "remote_gc",
+    ):
+        func = getattr(conveyor, name)
+        signature = str(inspect.signature(func)).replace("'", "")
+        parts.append(f"### `conveyor.{name}{signature}`\n\n{_doc(func)}\n")
     parts.append("## Results\n")
-    for module in (conveyor.versioning, conveyor.pipeline, conveyor.store):
+    for module in (conveyor.versioning, conveyor.pipeline, conveyor.remote, conveyor.store):
         for name in sorted(module.__all__):
             obj = getattr(module, name)
             if not (isinstance(obj, type) and dataclasses.is_dataclass(obj)):

@@ -34,6 +34,15 @@ _EXPORTS = {
     "show_plots": "conveyor.pipeline",
     "diff_plots": "conveyor.pipeline",
     "import_dvc": "conveyor.pipeline",
+    "push": "conveyor.remote",
+    "fetch": "conveyor.remote",
+    "pull": "conveyor.remote",
+    "remote_add": "conveyor.remote",
+    "remote_list": "conveyor.remote",
+    "remote_modify": "conveyor.remote",
+    "remote_remove": "conveyor.remote",
+    "remote_status": "conveyor.remote",
+    "remote_gc": "conveyor.remote",
 }
 
 __all__ = [
@@ -47,10 +56,19 @@ __all__ = [
     "diff_metrics",
     "diff_params",
     "diff_plots",
+    "fetch",
     "gc",
     "import_dvc",
     "init",
     "pipeline_status",
+    "pull",
+    "push",
+    "remote_add",
+    "remote_gc",
+    "remote_list",
+    "remote_modify",
+    "remote_remove",
+    "remote_status",
     "run",
     "show_metrics",
     "show_plots",
@@ -74,6 +92,15 @@ if TYPE_CHECKING:
     from conveyor.pipeline import show_metrics as show_metrics
     from conveyor.pipeline import show_plots as show_plots
     from conveyor.pipeline import verify_reproducible as verify_reproducible
+    from conveyor.remote import fetch as fetch
+    from conveyor.remote import pull as pull
+    from conveyor.remote import push as push
+    from conveyor.remote import remote_add as remote_add
+    from conveyor.remote import remote_gc as remote_gc
+    from conveyor.remote import remote_list as remote_list
+    from conveyor.remote import remote_modify as remote_modify
+    from conveyor.remote import remote_remove as remote_remove
+    from conveyor.remote import remote_status as remote_status
     from conveyor.versioning import add as add
     from conveyor.versioning import checkout as checkout
     from conveyor.versioning import diff as diff
