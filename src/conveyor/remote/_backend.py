@@ -186,10 +186,11 @@ class Backend:
 
     def _part_options(self, size: int | None) -> dict[str, Any]:
         """Bounded memory for multipart transfers: s3fs holds ``max_concurrency * chunksize`` per file
-        (500 MiB by default); 4 parts of 8 MiB or more (S3 allows at most 10,000 parts) hold 32 MiB."""
+        (500 MiB by default); 4 parts of 32 MiB or more (S3 allows at most 10,000 parts) hold 128 MiB.
+        Smaller parts would mean more requests, which costs more than the memory on most stores."""
         if self.remote.scheme != "s3":
             return {}
-        chunk = max(8 * 1024 * 1024, -(-(size or 0) // 9000))
+        chunk = max(32 * 1024 * 1024, -(-(size or 0) // 9000))
         return {"chunksize": chunk, "max_concurrency": 4}
 
     def download(self, key: str, dest: str) -> None:
