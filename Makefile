@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint bench bench-versioning bench-pipeline clean
+.PHONY: demo test lint bench bench-versioning bench-pipeline bench-remote clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +32,17 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check src tests bench demo
 	$(BIN)/mypy
 
-bench: bench-versioning bench-pipeline
+bench: bench-versioning bench-pipeline bench-remote
 
 bench-versioning: $(VENV)/.demo-installed
 	$(BIN)/python bench/bench_versioning.py $(BENCH_ARGS)
 
 bench-pipeline: $(VENV)/.demo-installed
 	$(BIN)/python bench/bench_pipeline.py $(BENCH_PIPELINE_ARGS)
+
+# needs moto[server] and s3fs (the test extra); installs dvc-s3 into bench/.venv-dvc on first use
+bench-remote: $(VENV)/.test-installed
+	$(BIN)/python bench/bench_remote.py $(BENCH_REMOTE_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
