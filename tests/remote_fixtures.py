@@ -369,6 +369,10 @@ class Remote:
             found.update(entry.digest for entry in entries)
         return found
 
+    def leftovers(self) -> list[str]:
+        """Uploads in flight that never finished (``tmp/`` on filesystems)."""
+        return [key for key in self.keys() if key.startswith("tmp/")]
+
     def run_entries(self) -> list[str]:
         return [key for key in self.keys("runs") if key.endswith(".json")]
 

@@ -18,9 +18,12 @@ names = st.text(
 sizes = st.integers(min_value=0, max_value=2**63 - 1)
 
 
-@given(name=names, kind=st.sampled_from(["file", "dir"]), digest=hashes, size=sizes, files=sizes)
-def test_pointer_round_trips(name: str, kind: str, digest: str, size: int, files: int) -> None:
-    pointer = Pointer(path=name, kind=kind, digest=digest, size=size, files=files)  # type: ignore[arg-type]
+@given(
+    name=names, kind=st.sampled_from(["file", "dir"]), digest=hashes, size=sizes, files=sizes, executable=st.booleans()
+)
+def test_pointer_round_trips(name: str, kind: str, digest: str, size: int, files: int, executable: bool) -> None:
+    executable = executable and kind == "file"
+    pointer = Pointer(path=name, kind=kind, digest=digest, size=size, files=files, executable=executable)  # type: ignore[arg-type]
     text = pointer.dump()
     assert parse(text, f"{name}.cvy") == pointer
     assert pointer.dump() == text  # stable: the same pointer always writes the same bytes
@@ -80,6 +83,8 @@ files: 1
         (lambda t: t.replace("size: 10", "size: ten"), "field 'size' must be a whole number"),
         (lambda t: t.replace("path: data.csv", "path: other.csv"), "field 'path' must be 'data.csv'"),
         (lambda t: t + "owner: me\n", "unknown field 'owner'"),
+        (lambda t: t + "executable: yes please\n", "field 'executable' must be true or false"),
+        (lambda t: t.replace("kind: file", "kind: dir") + "executable: true\n", "field 'executable' is for a file"),
         (lambda t: t.replace("kind: file", "kind: [file"), "not valid YAML at line"),
         (lambda t: "- just\n- a list\n", "expected a mapping"),
     ],
@@ -90,13 +95,24 @@ def test_hand_edited_pointer_errors_name_the_field(edit: object, message: str) -
         parse(edit(VALID), "data.csv.cvy")  # type: ignore[operator]
 
 
-@given(name=names, kind=st.sampled_from(["file", "dir"]), digest=hashes, size=sizes, files=sizes)
-def test_the_fast_pointer_reader_agrees_with_yaml(name: str, kind: str, digest: str, size: int, files: int) -> None:
+@given(
+    name=names, kind=st.sampled_from(["file", "dir"]), digest=hashes, size=sizes, files=sizes, executable=st.booleans()
+)
+def test_the_fast_pointer_reader_agrees_with_yaml(
+    name: str, kind: str, digest: str, size: int, files: int, executable: bool
+) -> None:
     """Canonical pointers are read without YAML; the result must be what YAML reads."""
     import yaml
 
-    text = Pointer(path=name, kind=kind, digest=digest, size=size, files=files).dump()  # type: ignore[arg-type]
+    executable = executable and kind == "file"
+    pointer = Pointer(path=name, kind=kind, digest=digest, size=size, files=files, executable=executable)  # type: ignore[arg-type]
+    text = pointer.dump()
     doc = yaml.safe_load(text)
     assert parse(text, f"{name}.cvy") == Pointer(
-        doc["path"], doc["kind"], doc["hash"].removeprefix("blake3:"), doc["size"], doc["files"]
+        doc["path"],
+        doc["kind"],
+        doc["hash"].removeprefix("blake3:"),
+        doc["size"],
+        doc["files"],
+        doc.get("executable", False),
     )

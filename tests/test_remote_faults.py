@@ -548,4 +548,7 @@ def test_a_corrupt_local_object_never_reaches_the_remote(project: Project, remot
     result = project.cvy("push")
     no_traceback(result)
     remote.assert_sound()
-    assert result.code != 0 or "corrupt" in result.err.lower(), result
+    assert result.code != 0, result
+    assert "cache object is corrupt" in result.err, result
+    assert big not in remote.hashes() and small not in remote.hashes()
+    assert not remote.leftovers(), "a refused upload left a temp file on the remote"

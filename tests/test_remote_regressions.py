@@ -104,3 +104,29 @@ def test_status_remote_takes_a_name(project: Project, remote: Remote, form: str)
     ok(project, "add", "f.txt")
     args = ["status", form] if "=" in form else ["status", form, "origin"]
     assert "not pushed: f.txt" in ok(project, *args)
+
+
+def test_a_pull_restores_modes_and_bytes_of_small_and_large_files(project: Project, remote: Remote) -> None:
+    """Small objects are written from the bytes just fetched, large ones copied in the kernel:
+    both must give the recorded bytes and execute bits, files in a folder and alone."""
+    import os
+
+    remote.configure(project)
+    (project.root / "tools").mkdir()
+    project.write("tools/run.sh", "#!/bin/sh\necho hi\n")
+    os.chmod(project.root / "tools" / "run.sh", 0o755)
+    project.write("tools/notes.txt", "plain\n")
+    big = os.urandom(600 * 1024)
+    (project.root / "tools" / "big.bin").write_bytes(big)
+    (project.root / "model.bin").write_bytes(big[::-1])
+    os.chmod(project.root / "model.bin", 0o755)
+    ok(project, "add", "tools", "model.bin")
+    ok(project, "push")
+    project.commit("tools and a model")
+    other = clone(project)
+    ok(other, "pull")
+    for rel in ("tools/run.sh", "tools/notes.txt", "tools/big.bin", "model.bin"):
+        mine, theirs = project.root / rel, other.root / rel
+        assert theirs.read_bytes() == mine.read_bytes(), rel
+        assert theirs.stat().st_mode & 0o111 == mine.stat().st_mode & 0o111, rel
+    assert "modified" not in ok(other, "status")

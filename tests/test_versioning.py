@@ -590,3 +590,22 @@ def test_objects_deleted_by_hand_come_back_with_verify_then_add(project: Project
     project.ok("add", "data")
     assert len(project.cache_objects()) == 3
     assert project.cvy("verify").code == 0
+
+
+def test_a_single_file_keeps_its_execute_bit(project: Project) -> None:
+    """The pointer of an executable file says so: a change of mode is a change, checkout restores it."""
+    script = project.root / "train.sh"
+    script.write_text("#!/bin/sh\necho train\n")
+    script.chmod(0o755)
+    assert project.cvy("add", "train.sh").code == 0
+    assert "executable: true" in (project.root / "train.sh.cvy").read_text()
+    assert "modified" not in project.cvy("status").out
+    script.chmod(0o644)
+    assert "modified" in project.cvy("status").out
+    result = project.cvy("checkout", "--force", "train.sh")
+    assert result.code == 0, result
+    assert script.stat().st_mode & 0o111, "checkout did not restore the execute bit"
+    assert "modified" not in project.cvy("status").out
+    script.unlink()
+    assert project.cvy("checkout").code == 0
+    assert script.stat().st_mode & 0o111

@@ -10,16 +10,45 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
+import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from conveyor import _fs
 from conveyor.errors import ConveyorError, RemoteError
 from conveyor.remote._config import Remote
+from conveyor.versioning._hashing import copy_and_hash, hash_file
 
 _ATOMIC_PUT = ("s3", "gs", "gcs", "az", "abfs", "memory")
 _READ_ONLY = ("http", "https")
+
+
+class _MemoryBudget:
+    """Bytes that uploads may hold in memory at once across threads, whatever ``-j`` says (s3fs
+    reads a whole object below two parts into memory, and each part in flight above that)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, amount: int) -> Iterator[None]:
+        with self._cond:
+            # one upload may always run, even one larger than the whole budget
+            self._cond.wait_for(lambda: self.used == 0 or self.used + amount <= self.limit)
+            self.used += amount
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= amount
+                self._cond.notify_all()
+
+
+_UPLOAD_MEMORY = _MemoryBudget(256 * 1024 * 1024)
 _EXTRA = {"s3": "s3", "gs": "gs", "gcs": "gs", "az": "azure", "abfs": "azure", "ssh": "ssh", "sftp": "ssh"}
 
 
@@ -184,43 +213,57 @@ class Backend:
                 data = data[start:end]  # a backend that ignores ranges (sshfs) sent the whole file
             return data
 
-    def _part_options(self, size: int | None) -> dict[str, Any]:
-        """Bounded memory for multipart transfers: s3fs holds ``max_concurrency * chunksize`` per file
-        (500 MiB by default); 4 parts of 32 MiB or more (S3 allows at most 10,000 parts) hold 128 MiB.
-        Smaller parts would mean more requests, which costs more than the memory on most stores."""
+    def _part_options(self, size: int) -> dict[str, Any]:
+        """Bounded memory for multipart uploads: s3fs holds ``max_concurrency * chunksize`` per file
+        (500 MiB by default). Two parts of 64 MiB or more in flight (S3 allows at most 10,000 parts)
+        hold 128 MiB per file; fewer, larger parts cost fewer requests, and on a server that
+        checksums every part, less work for the same bytes."""
         if self.remote.scheme != "s3":
             return {}
-        chunk = max(32 * 1024 * 1024, -(-(size or 0) // 9000))
-        return {"chunksize": chunk, "max_concurrency": 4}
+        chunk = max(64 * 1024 * 1024, -(-size // 9000))
+        return {"chunksize": chunk, "max_concurrency": 2}
 
-    def download(self, key: str, dest: str) -> None:
-        """Stream ``key`` into the local file ``dest``."""
+    def download(self, key: str, dest: str, *, durable: bool = True) -> tuple[str, int]:
+        """Stream ``key`` into the new local file ``dest``; returns the hash and size of what arrived.
+        ``durable``: the file will enter the cache, so its content must survive a power loss."""
         with self.errors(f"downloading {key}"):
-            if self.local:
-                import shutil
+            if self.local:  # a kernel copy, hashed at the same time
+                return copy_and_hash(self.path(key), dest, durable=durable)
+            # One streamed request per object: constant memory, and the object's bytes are read
+            # once on the server (ranged parts each cost a request, and on some servers a whole
+            # read); many objects still arrive in parallel, one per transfer job.
+            self.fs.get_file(self.path(key), dest, max_concurrency=1)
+        return hash_file(dest)
 
-                shutil.copyfile(self.path(key), dest)
-            else:
-                self.fs.get_file(self.path(key), dest, **self._part_options(None))
+    def upload(self, src: str, key: str, *, check: Callable[[str], None] | None = None) -> None:
+        """Make ``key`` hold the local file ``src``; it is never visible incomplete.
 
-    def upload(self, src: str, key: str) -> None:
-        """Make ``key`` hold the local file ``src``; it is never visible incomplete."""
+        ``check`` gets the hash of the bytes being sent and may raise to stop them from
+        becoming visible (a local copy is hashed while the kernel copies it).
+        """
         self.check_writable()
         final = self.path(key)
         with self.errors(f"uploading {key}"):
+            if check is not None and not self.local:
+                check(hash_file(src)[0])
             if self.atomic_put:
-                self.fs.put_file(src, final, **self._part_options(os.stat(src).st_size))
+                size = os.stat(src).st_size
+                options = self._part_options(size)
+                held = size
+                if options and size >= 2 * options["chunksize"]:
+                    held = options["chunksize"] * options["max_concurrency"]
+                with _UPLOAD_MEMORY.hold(held):
+                    self.fs.put_file(src, final, **options)
                 return
             tmp = self.path(f"tmp/{uuid.uuid4().hex}")
             if self.local:
-                import shutil
-
                 os.makedirs(os.path.dirname(tmp), exist_ok=True)
                 os.makedirs(os.path.dirname(final), exist_ok=True)
                 try:
-                    shutil.copyfile(src, tmp)
-                    with open(tmp, "rb+") as handle:
-                        os.fsync(handle.fileno())
+                    if check is not None:
+                        check(copy_and_hash(src, tmp)[0])
+                    else:
+                        _fs.copy_file(src, tmp)
                     os.replace(tmp, final)
                 except BaseException:
                     with contextlib.suppress(OSError):

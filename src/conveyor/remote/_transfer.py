@@ -27,7 +27,8 @@ from conveyor.errors import ConveyorError, CorruptRemoteObjectError, UsageError
 from conveyor.remote._backend import Backend
 from conveyor.remote._config import Remote, get_remote
 from conveyor.remote._index import PackWriter, RemoteIndex, object_key, render_index
-from conveyor.versioning._hashing import hash_bytes, hash_file
+from conveyor.versioning._hashing import hash_bytes
+from conveyor.versioning._odb import forget_fresh, note_fresh, note_verified
 from conveyor.versioning._repo import Repo
 from conveyor.workspace import POINTER_SUFFIX, Workspace
 
@@ -317,16 +318,17 @@ def _send(
 
 
 def _upload_loose(backend: Backend, path: str, digest: str) -> tuple[int, int]:
-    actual, size = hash_file(path)
-    if actual != digest:  # never publish a damaged object under its name
-        from conveyor.errors import CorruptObjectError
+    def check(actual: str) -> None:
+        if actual != digest:  # never publish a damaged object under its name
+            from conveyor.errors import CorruptObjectError
 
-        raise CorruptObjectError(
-            f"{path}: cache object is corrupt (its content does not match its hash); it was not pushed",
-            hint="run 'conveyor verify', delete the object and restore it with 'conveyor add' or a fetch",
-        )
-    backend.upload(path, object_key(digest))
-    return 1, size
+            raise CorruptObjectError(
+                f"{path}: cache object is corrupt (its content does not match its hash); it was not pushed",
+                hint="run 'conveyor verify', delete the object and restore it with 'conveyor add' or a fetch",
+            )
+
+    backend.upload(path, object_key(digest), check=check)
+    return 1, os.stat(path).st_size
 
 
 def _corrupt_local(repo: Repo, digest: str) -> ConveyorError:
@@ -428,8 +430,11 @@ def fetch(
     """Bring into the local cache the objects the workspace (or ``targets``, or every commit) refers
     to, and with ``run_cache`` the run cache's entries and their outputs; each is verified first."""
     ws = workspace or Workspace.find()
-    with ws.lock(), Repo(ws) as repo:
-        return fetch_into(repo, targets, remote=remote, all_commits=all_commits, run_cache=run_cache, jobs=jobs)
+    try:
+        with ws.lock(), Repo(ws) as repo:
+            return fetch_into(repo, targets, remote=remote, all_commits=all_commits, run_cache=run_cache, jobs=jobs)
+    finally:
+        forget_fresh()
 
 
 def fetch_into(
@@ -504,8 +509,9 @@ def _receive(
             bar.update(size, files=1)
 
         def stored_pack(report: list[tuple[str, bytes]]) -> None:
-            for _digest, data in report:
+            for digest, data in report:
                 batch.add_bytes(data)  # verified by the worker: the content hashes to the name
+                note_fresh(digest, data)
                 result.objects += 1
                 result.bytes += len(data)
                 bar.update(len(data), files=1)
@@ -523,7 +529,6 @@ def _receive(
                 pool.finish()
             finally:
                 batch.commit()  # what arrived was verified: keep it, so a re-run only fetches the rest
-                from conveyor.versioning._odb import note_verified
 
                 for digest in large_fetched:
                     note_verified(repo.odb.path(digest))
@@ -540,8 +545,7 @@ def _corrupt(backend: Backend, what: str) -> CorruptRemoteObjectError:
 def _download_loose(backend: Backend, digest: str, tmp_dir: str) -> tuple[str, str, int]:
     tmp = _fs.tmp_name(tmp_dir, "fetch-")
     try:
-        backend.download(object_key(digest), tmp)
-        actual, size = hash_file(tmp)
+        actual, size = backend.download(object_key(digest), tmp)
         if actual != digest:
             raise _corrupt(backend, f"object {digest}")
         os.chmod(tmp, 0o444)
@@ -562,7 +566,7 @@ def _download_from_pack(
     if wanted >= WHOLE_PACK_SHARE * pack_size:
         tmp = _fs.tmp_name(tmp_dir, "pack-")
         try:
-            backend.download(f"packs/{pack}.pack", tmp)
+            backend.download(f"packs/{pack}.pack", tmp, durable=False)  # read, then dropped
             with open(tmp, "rb") as handle:
                 for digest, offset, size in entries:
                     handle.seek(offset)
@@ -641,9 +645,17 @@ def pull(
     from conveyor.versioning._checkout import checkout
 
     ws = workspace or Workspace.find()
-    result = fetch(targets, remote=remote, all_commits=all_commits, run_cache=run_cache, jobs=jobs, workspace=ws)
+    try:
+        with ws.lock(), Repo(ws) as repo:
+            result = fetch_into(repo, targets, remote=remote, all_commits=all_commits, run_cache=run_cache, jobs=jobs)
+    except BaseException:
+        forget_fresh()
+        raise
     paths: list[str | os.PathLike[str]] | None = None
     if targets:
         paths = [str(p) for p in _resolve_targets(ws, targets)]
-    result.checkout = checkout(paths, force=force, workspace=ws)
+    try:
+        result.checkout = checkout(paths, force=force, workspace=ws)
+    finally:
+        forget_fresh()  # the bytes served this checkout; a long-lived process should not keep them
     return result

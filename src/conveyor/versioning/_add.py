@@ -52,6 +52,7 @@ def add(targets: list[str | os.PathLike[str]], *, workspace: Workspace | None = 
                 digest=snap.digest,
                 size=snap.size,
                 files=snap.files,
+                executable=snap.kind == "file" and snap.executable,
             )
             pointer_file = ws.pointer_path(target)
             pointer.write(pointer_file)

@@ -28,7 +28,7 @@ from conveyor.errors import (
 )
 from conveyor.versioning._hashing import SMALL_FILE, hash_bytes, hash_fd, hash_file
 from conveyor.versioning._manifest import Entry, Manifest
-from conveyor.versioning._odb import is_verified
+from conveyor.versioning._odb import fresh_bytes, is_verified
 from conveyor.versioning._repo import Repo, Tracked
 from conveyor.versioning._state import Stat
 from conveyor.workspace import Workspace
@@ -137,12 +137,17 @@ def _plan(repo: Repo, item: Tracked, *, relink: bool) -> _Plan:
         if current.kind == "dir":
             plan.remove.append(target)
             plan.at_risk.extend(_uncached_files(repo, item.target))
-        elif current.kind == "file" and current.digest == pointer.digest and not relink:
+        elif (
+            current.kind == "file"
+            and current.digest == pointer.digest
+            and current.executable == pointer.executable
+            and not relink
+        ):
             plan.unchanged += 1
             return plan
         elif current.kind == "file" and current.digest is not None and not repo.odb.exists(current.digest):
             plan.at_risk.append(target)
-        plan.place.append((target, Entry(item.target.name, pointer.digest, pointer.size)))
+        plan.place.append((target, Entry(item.target.name, pointer.digest, pointer.size, int(pointer.executable))))
         return plan
 
     manifest = plan.manifest = repo.try_manifest(pointer.digest)
@@ -245,8 +250,9 @@ class Placer:
     def _verify_object(self, src: str, digest: str) -> None:
         if digest in self._verified:
             return
-        st = Stat.of(os.stat(src))
-        if self.repo.state.get(src, st) != digest:
+        raw = os.stat(src)
+        st = Stat.of(raw)
+        if not is_verified(src, raw) and self.repo.state.get(src, st) != digest:
             actual, _size = hash_file(src)
             if actual != digest:
                 raise CorruptObjectError(
@@ -283,6 +289,18 @@ class Placer:
             with _fs.removing_on_error(tmp):
                 shutil.copyfile(src, tmp)
                 os.chmod(tmp, mode)
+                self._publish(tmp, dest)
+            return
+        fresh = fresh_bytes(entry.digest) if entry.size <= SMALL_FILE else None
+        if fresh is not None:  # just received and verified by this process (a pull)
+            with _fs.removing_on_error(tmp):
+                out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+                try:
+                    _fs.write_all(out, fresh)
+                finally:
+                    os.close(out)
+                if mode & _UMASK:
+                    os.chmod(tmp, mode)
                 self._publish(tmp, dest)
             return
         with _fs.removing_on_error(tmp):

@@ -75,7 +75,8 @@ def _workspace(repo: Repo, built: dict[str, Manifest]) -> dict[str, Pointer]:
         digest = snap.digest
         assert digest is not None
         kind: Kind = "dir" if snap.kind == "dir" else "file"
-        current[item.rel] = Pointer(item.target.name, kind, digest, snap.size, snap.files)
+        executable = kind == "file" and snap.executable
+        current[item.rel] = Pointer(item.target.name, kind, digest, snap.size, snap.files, executable)
     return current
 
 

@@ -37,6 +37,31 @@ def is_verified(path: str, st: os.stat_result) -> bool:
     return VERIFIED.get(path) == (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+# Small objects this process just received and checked against their hash, up to a budget: a
+# pull's checkout writes them from memory instead of opening and hashing each cache object again.
+_FRESH: dict[str, bytes] = {}
+_FRESH_BUDGET = 64 * 1024 * 1024
+_fresh_bytes = 0
+
+
+def note_fresh(digest: str, data: bytes) -> None:
+    global _fresh_bytes
+    if _fresh_bytes + len(data) <= _FRESH_BUDGET and digest not in _FRESH:
+        _FRESH[digest] = data
+        _fresh_bytes += len(data)
+
+
+def fresh_bytes(digest: str) -> bytes | None:
+    """The verified content of ``digest`` if this process just received it, else None."""
+    return _FRESH.get(digest)
+
+
+def forget_fresh() -> None:
+    global _fresh_bytes
+    _FRESH.clear()
+    _fresh_bytes = 0
+
+
 class ObjectStore:
     """A folder of immutable objects named by the BLAKE3 hash of their content."""
 

@@ -26,6 +26,7 @@ Kind = Literal["file", "dir"]
 _CANONICAL = re.compile(
     r"(?:#[^\n]*\n)*schema: 1\npath: (?P<path>[A-Za-z0-9_][A-Za-z0-9_.-]*)\nkind: (?P<kind>file|dir)\n"
     r"hash: blake3:(?P<hash>[0-9a-f]{64})\nsize: (?P<size>0|[1-9][0-9]*)\nfiles: (?P<files>0|[1-9][0-9]*)\n"
+    r"(?P<executable>executable: true\n)?"
 )
 
 
@@ -36,6 +37,7 @@ class Pointer:
     digest: str  # the file's content hash, or the directory manifest's hash
     size: int
     files: int
+    executable: bool = False  # a file with an execute bit; a folder's files carry theirs in its manifest
 
     def dump(self) -> str:
         return (
@@ -46,6 +48,7 @@ class Pointer:
             + f"hash: {ALGORITHM}:{self.digest}\n"
             + f"size: {self.size}\n"
             + f"files: {self.files}\n"
+            + ("executable: true\n" if self.executable else "")
         )
 
     def write(self, pointer_file: Path) -> None:
@@ -74,10 +77,21 @@ def parse(text: str, pointer_file: Path | str, *, name: str | None = None) -> Po
     """
     expected = os.path.basename(name or str(pointer_file))[: -len(".cvy")]
     canonical = _CANONICAL.fullmatch(text)
-    if canonical is not None and canonical["path"] == expected:
+    if (
+        canonical is not None
+        and canonical["path"] == expected
+        and not (canonical["executable"] and canonical["kind"] == "dir")
+    ):
         # exactly what dump() writes, for a plain name: no YAML parser needed (nor its import)
         plain_kind: Kind = "dir" if canonical["kind"] == "dir" else "file"
-        return Pointer(expected, plain_kind, canonical["hash"], int(canonical["size"]), int(canonical["files"]))
+        return Pointer(
+            expected,
+            plain_kind,
+            canonical["hash"],
+            int(canonical["size"]),
+            int(canonical["files"]),
+            canonical["executable"] is not None,
+        )
     import yaml
 
     try:
@@ -90,7 +104,7 @@ def parse(text: str, pointer_file: Path | str, *, name: str | None = None) -> Po
         raise _bad(pointer_file, "not a conveyor pointer file (expected a mapping)")
     if doc.get("schema") != SCHEMA:
         raise _bad(pointer_file, f"unsupported schema {doc.get('schema')!r} (expected {SCHEMA})")
-    unknown = set(doc) - {"schema", "path", "kind", "hash", "size", "files"}
+    unknown = set(doc) - {"schema", "path", "kind", "hash", "size", "files", "executable"}
     if unknown:
         raise _bad(pointer_file, f"unknown field '{sorted(unknown)[0]}'")
     path = doc.get("path")
@@ -108,7 +122,12 @@ def parse(text: str, pointer_file: Path | str, *, name: str | None = None) -> Po
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise _bad(pointer_file, f"field '{name}' must be a whole number >= 0, got {value!r}")
     assert isinstance(size, int) and isinstance(files, int)
-    return Pointer(path=path, kind=kind, digest=digest, size=size, files=files)
+    executable = doc.get("executable", False)
+    if not isinstance(executable, bool):
+        raise _bad(pointer_file, f"field 'executable' must be true or false, got {executable!r}")
+    if executable and kind != "file":
+        raise _bad(pointer_file, "field 'executable' is for a file; a folder's manifest records its files' modes")
+    return Pointer(path=path, kind=kind, digest=digest, size=size, files=files, executable=executable)
 
 
 def read(pointer_file: Path) -> Pointer:

@@ -54,7 +54,8 @@ def path_status(repo: Repo, item: Tracked) -> PathStatus | None:
     current = repo.snapshot(item.target)
     if current.kind == "missing":
         return PathStatus(item.rel, "missing")
-    if current.digest == pointer.digest and current.kind == pointer.kind:
+    same_mode = pointer.kind != "file" or current.executable == pointer.executable
+    if current.digest == pointer.digest and current.kind == pointer.kind and same_mode:
         if not repo.odb.exists(pointer.digest):
             return PathStatus(item.rel, "not in cache")
         return None
