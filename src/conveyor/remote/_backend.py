@@ -223,17 +223,28 @@ class Backend:
         chunk = max(64 * 1024 * 1024, -(-size // 9000))
         return {"chunksize": chunk, "max_concurrency": 2}
 
-    def download(self, key: str, dest: str, *, durable: bool = True) -> tuple[str, int]:
-        """Stream ``key`` into the new local file ``dest``; returns the hash and size of what arrived.
-        ``durable``: the file will enter the cache, so its content must survive a power loss."""
+    def download(self, key: str, dest: str) -> None:
+        """Stream ``key`` into the new local file ``dest``, for reading now (not made durable)."""
+        with self.errors(f"downloading {key}"):
+            if self.local:
+                _fs.copy_file(self.path(key), dest, durable=False)
+            else:
+                self._get(key, dest)
+
+    def download_hashed(self, key: str, dest: str) -> tuple[str, int]:
+        """Stream ``key`` into the new local file ``dest``, durably (it will enter the cache);
+        returns the hash and size of what arrived."""
         with self.errors(f"downloading {key}"):
             if self.local:  # a kernel copy, hashed at the same time
-                return copy_and_hash(self.path(key), dest, durable=durable)
-            # One streamed request per object: constant memory, and the object's bytes are read
-            # once on the server (ranged parts each cost a request, and on some servers a whole
-            # read); many objects still arrive in parallel, one per transfer job.
-            self.fs.get_file(self.path(key), dest, max_concurrency=1)
+                return copy_and_hash(self.path(key), dest)
+            self._get(key, dest)
         return hash_file(dest)
+
+    def _get(self, key: str, dest: str) -> None:
+        # One streamed request per object: constant memory, and the object's bytes are read once
+        # on the server (ranged parts each cost a request, and on some servers a whole read);
+        # many objects still arrive in parallel, one per transfer job.
+        self.fs.get_file(self.path(key), dest, max_concurrency=1)
 
     def upload(self, src: str, key: str, *, check: Callable[[str], None] | None = None) -> None:
         """Make ``key`` hold the local file ``src``; it is never visible incomplete.

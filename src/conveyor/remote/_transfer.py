@@ -545,7 +545,7 @@ def _corrupt(backend: Backend, what: str) -> CorruptRemoteObjectError:
 def _download_loose(backend: Backend, digest: str, tmp_dir: str) -> tuple[str, str, int]:
     tmp = _fs.tmp_name(tmp_dir, "fetch-")
     try:
-        actual, size = backend.download(object_key(digest), tmp)
+        actual, size = backend.download_hashed(object_key(digest), tmp)
         if actual != digest:
             raise _corrupt(backend, f"object {digest}")
         os.chmod(tmp, 0o444)
@@ -566,7 +566,7 @@ def _download_from_pack(
     if wanted >= WHOLE_PACK_SHARE * pack_size:
         tmp = _fs.tmp_name(tmp_dir, "pack-")
         try:
-            backend.download(f"packs/{pack}.pack", tmp, durable=False)  # read, then dropped
+            backend.download(f"packs/{pack}.pack", tmp)
             with open(tmp, "rb") as handle:
                 for digest, offset, size in entries:
                     handle.seek(offset)
