@@ -498,6 +498,9 @@ class RemoteBench(bv.Bench):
                 break
             if before is not None:
                 before(i)
+            # what earlier steps wrote is flushed first: a tool that makes its own writes durable
+            # (conveyor) must not wait for the disk to write back another step's data
+            os.sync()
             remote.requests()  # skip what the setup asked of the server
             cpu = remote.cpu_seconds()
             run, code, stdout, stderr = bv.run_timed(argv, repo, tool.env)
