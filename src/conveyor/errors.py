@@ -125,3 +125,21 @@ class CorruptRemoteObjectError(ConveyorError):
     """An object on a remote does not hash to its name: tampered with or damaged."""
 
     exit_code = 65  # EX_DATAERR
+
+
+class DataError(ConveyorError):
+    """A data set cannot be checked as given: unreadable, or without a column it needs."""
+
+    exit_code = 65  # EX_DATAERR
+
+
+class ModelError(ConveyorError):
+    """A model cannot be loaded, or its predict failed."""
+
+    exit_code = 65
+
+
+class GateFailedError(ConveyorError):
+    """A check suite's condition failed, or a check could not run: the gate is closed."""
+
+    exit_code = 1

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import click
 
 from conveyor import __version__
+from conveyor.cli._check import register as _register_check
 from conveyor.cli._data import register as _register_data
 from conveyor.cli._import_dvc import register as _register_import_dvc
 from conveyor.cli._metrics import register as _register_metrics
@@ -51,6 +52,7 @@ _register_pipeline(cli)
 _register_metrics(cli)
 _register_runs(cli)
 _register_import_dvc(cli)
+_register_check(cli)
 _register_remote(cli)
 
 

@@ -1,0 +1,103 @@
+"""Validation: ``conveyor check SUITE`` (the gate) and ``conveyor schema`` (infer a data schema)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+_MARKS = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL", "error": "ERR ", "skipped": "skip"}
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(check_cmd)
+    cli.add_command(schema_cmd)
+
+
+@click.command("check")
+@click.argument("suite")
+@click.option("--data", type=click.Path(dir_okay=False), help="The data set (CSV or Parquet) for data checks.")
+@click.option("--train", type=click.Path(dir_okay=False), help="The training (reference) set.")
+@click.option("--test", type=click.Path(dir_okay=False), help="The test (current) set.")
+@click.option("--model", help="The model: a pickle/joblib file, or module:function.")
+@click.option("--champion", help="The model to compare against (champion_challenger).")
+@click.option("--label", help="The label column.")
+@click.option("--schema", type=click.Path(dir_okay=False), help="A data schema (YAML) to enforce.")
+@click.option("--categorical", multiple=True, metavar="COLUMN", help="Treat COLUMN as categorical (repeatable).")
+@click.option(
+    "--reports", "report_dir", type=click.Path(file_okay=False), help="Write JSON, Markdown and HTML reports here."
+)
+@click.option("--strict", is_flag=True, help="Warnings fail the gate too.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the resampling checks.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems and the verdict.")
+def check_cmd(
+    suite: str,
+    data: str | None,
+    train: str | None,
+    test: str | None,
+    model: str | None,
+    champion: str | None,
+    label: str | None,
+    schema: str | None,
+    categorical: tuple[str, ...],
+    report_dir: str | None,
+    strict: bool,
+    seed: int,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Run a check SUITE and gate on it: exit 1 when a condition fails or a check cannot run.
+
+    SUITE is a built-in suite (data_integrity, train_test, model_evaluation,
+    champion_challenger) or a YAML file declaring one.
+    """
+    from conveyor import checks
+    from conveyor.checks._suite import suite_from_argument
+
+    result = checks.run_suite(
+        suite_from_argument(suite),
+        data=data,
+        train=train,
+        test=test,
+        model=model,
+        champion=champion,
+        label=label,
+        schema=schema,
+        categorical=categorical,
+        seed=seed,
+        reports=report_dir,
+    )
+    failed = not result.passed or (strict and result.status == "warn")
+    if as_json:
+        click.echo(checks.to_json(result), nl=False)
+    else:
+        for r in result.results:
+            if quiet and r.status in ("pass", "skipped"):
+                continue
+            click.echo(f"{_MARKS[r.status]}  {r.title}: {r.summary}")
+        counts = ", ".join(f"{n} {s}" for s, n in result.counts().items() if n)
+        verdict = "FAILED" if failed else "passed"
+        click.echo(f"check {result.suite}: {verdict} ({counts}) in {result.seconds:.2f} s")
+        if result.reports:
+            click.echo(f"reports: {result.reports['html']} (also .md, .json)")
+    if failed:
+        sys.exit(1)
+
+
+@click.command("schema")
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), required=True, help="Where to write the schema (YAML)."
+)
+@click.option("--label", help="The label column.")
+@click.option("--categorical", multiple=True, metavar="COLUMN", help="Treat COLUMN as categorical (repeatable).")
+def schema_cmd(data: str, output: str, label: str | None, categorical: tuple[str, ...]) -> None:
+    """Infer the schema DATA satisfies and write it to a YAML file to review and commit."""
+    from conveyor import checks
+
+    schema = checks.infer_schema(
+        checks.Dataset(checks.read_table(data), label=label, categorical=categorical, name=data)
+    )
+    schema.write(output)
+    click.echo(f"wrote {output}: {len(schema.columns)} columns; review it, then enforce it with --schema")
