@@ -15,7 +15,7 @@ from __future__ import annotations
 from conveyor.checks._dataset import Dataset, read_table
 from conveyor.checks._model import Model, Predictions, load_model
 from conveyor.checks._registry import CHECKS
-from conveyor.checks._report import to_html, to_json, to_markdown, write_reports
+from conveyor.checks._report import summary_lines, to_html, to_json, to_markdown, write_reports
 from conveyor.checks._result import CheckResult, Condition, ConditionResult, SuiteResult
 from conveyor.checks._schema import Schema, infer_schema, load_schema
 from conveyor.checks._suite import BUILTIN, CheckSpec, Suite, run_suite
@@ -38,6 +38,7 @@ __all__ = [
     "load_schema",
     "read_table",
     "run_suite",
+    "summary_lines",
     "to_html",
     "to_json",
     "to_markdown",

@@ -17,6 +17,21 @@ ICONS = {"pass": "✅", "warn": "⚠️", "fail": "❌", "error": "💥", "skipp
 COLOURS = {"pass": "#2e7d32", "warn": "#b26a00", "fail": "#c62828", "error": "#6a1b9a", "skipped": "#757575"}
 
 
+_MARKS = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL", "error": "ERR ", "skipped": "skip"}
+
+
+def summary_lines(result: SuiteResult, *, failed: bool, quiet: bool = False) -> list[str]:
+    """What a terminal shows: one line per check (only problems when ``quiet``), then the verdict."""
+    lines = [
+        f"{_MARKS[r.status]}  {r.title}: {r.summary}"
+        for r in result.results
+        if not (quiet and r.status in ("pass", "skipped"))
+    ]
+    counts = ", ".join(f"{n} {s}" for s, n in result.counts().items() if n)
+    lines.append(f"check {result.suite}: {'FAILED' if failed else 'passed'} ({counts}) in {result.seconds:.2f} s")
+    return lines
+
+
 def to_json(result: SuiteResult) -> str:
     return json.dumps(result.to_dict(), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
 

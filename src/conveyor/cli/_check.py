@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
-
-_MARKS = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL", "error": "ERR ", "skipped": "skip"}
 
 
 def register(cli: click.Group) -> None:
@@ -72,17 +68,19 @@ def check_cmd(
     if as_json:
         click.echo(checks.to_json(result), nl=False)
     else:
-        for r in result.results:
-            if quiet and r.status in ("pass", "skipped"):
-                continue
-            click.echo(f"{_MARKS[r.status]}  {r.title}: {r.summary}")
-        counts = ", ".join(f"{n} {s}" for s, n in result.counts().items() if n)
-        verdict = "FAILED" if failed else "passed"
-        click.echo(f"check {result.suite}: {verdict} ({counts}) in {result.seconds:.2f} s")
+        for line in checks.summary_lines(result, failed=failed, quiet=quiet):
+            click.echo(line)
         if result.reports:
             click.echo(f"reports: {result.reports['html']} (also .md, .json)")
     if failed:
-        sys.exit(1)
+        from conveyor.errors import GateFailedError
+
+        problems = [r.check for r in result.results if r.status in ("fail", "error") or (strict and r.status == "warn")]
+        where = f"; report: {result.reports['html']}" if result.reports else ""
+        raise GateFailedError(
+            f"check {result.suite} failed: {', '.join(problems)}{where}",
+            hint="fix the data or the model, or change the conditions if they are wrong",
+        )
 
 
 @click.command("schema")

@@ -24,12 +24,27 @@ from conveyor.pipeline._yaml import load as load_yaml
 from conveyor.workspace import CONVEYOR_DIR, Workspace
 
 PIPELINE_FILE = "conveyor.yaml"
+_CHECK_FIELDS = (
+    "suite",
+    "data",
+    "train",
+    "test",
+    "model",
+    "champion",
+    "schema",
+    "label",
+    "categorical",
+    "reports",
+    "strict",
+    "seed",
+)
 DEFAULT_PARAMS = "params.yaml"
 
 _TOP_FIELDS = ("schema", "vars", "stages")
 _STAGE_FIELDS = (
     "cmd",
     "call",
+    "check",
     "kwargs",
     "deps",
     "params",
@@ -421,6 +436,8 @@ class _Builder:
 
     def stage(self, name: str, raw: dict[str, Any], path: YamlPath, context: dict[str, Any]) -> Stage:
         body = self.template(raw, context, path)
+        if "check" in body:
+            body = self.check_stage(name, body, path)
         cmd = body.get("cmd")
         call = body.get("call")
         if cmd is None and call is None:
@@ -621,6 +638,59 @@ class _Builder:
             extra = {k: v for k, v in options.items() if k not in ("cache", "persist", "desc")}
             result.append(Out(rel, kind, bool(cache), bool(options.get("persist", False)), extra))
         return result
+
+    def check_stage(self, name: str, body: dict[str, Any], path: YamlPath) -> dict[str, Any]:
+        """A ``check:`` stage is a ``call`` of conveyor's check runner: its inputs become deps,
+        its reports outputs, and a failing condition fails the stage (the gate)."""
+        for other in ("cmd", "call", "kwargs"):
+            if other in body:
+                raise self.error(
+                    (*path, other), f"'check' and '{other}' both given", "a check stage runs the check", key=True
+                )
+        spec = body["check"]
+        where = (*path, "check")
+        self.expect(spec, dict, where, "a mapping", "check: {suite: data_integrity, data: data/clean.csv, label: y}")
+        self.check_fields(spec, _CHECK_FIELDS, where)
+        if "suite" not in spec:
+            raise self.error(where, "no 'suite'", "suite: data_integrity (or a mapping of checks)", key=True)
+        self.check_json(spec, where)
+        try:
+            from conveyor.checks._suite import Suite
+        except ImportError:
+            raise self.error(
+                where, "check stages need NumPy, pandas and SciPy", "pip install 'conveyor[checks]'", key=True
+            ) from None
+        from conveyor.errors import UsageError
+
+        try:
+            Suite.from_spec(spec["suite"], name=name, where="suite")
+        except UsageError as exc:
+            raise self.error((*where, "suite"), exc.message, exc.hint or "fix the suite") from None
+        for key in ("data", "train", "test", "model", "champion", "schema", "label", "reports"):
+            if key in spec:
+                self.expect(spec[key], str, (*where, key), "a string", f"{key}: path")
+        if not any(k in spec for k in ("data", "train", "test")):
+            raise self.error(where, "no data to check", "add data: PATH, or train: and test:", key=True)
+        categorical = spec.get("categorical", [])
+        self.expect(categorical, list, (*where, "categorical"), "a list of column names", "categorical: [city]")
+        reports = spec.get("reports", "reports")
+        deps = list(self.strings(body, "deps", path))
+        for key in ("data", "train", "test", "model", "champion", "schema"):
+            value = spec.get(key)
+            if value is None or (key in ("model", "champion") and ":" in value and "/" not in value):
+                continue  # module:function: an installed or importable callable, not a file
+            if value not in deps:
+                deps.append(value)
+        stem = f"{reports}/{name}"
+        outs = [*list(body.get("outs") or []), {f"{stem}.html": {"cache": False}}, {f"{stem}.md": {"cache": False}}]
+        metrics = [*list(body.get("metrics") or []), {f"{stem}.json": {"cache": False}}]
+        kwargs = {k: v for k, v in spec.items()}
+        kwargs["stage"] = name
+        kwargs["reports"] = reports
+        rewritten = dict(body)
+        del rewritten["check"]
+        rewritten.update(call="conveyor.checks._stage:run", kwargs=kwargs, deps=deps, outs=outs, metrics=metrics)
+        return rewritten
 
     def module_source(self, call: str, wdir_abs: str) -> str | None:
         module = call.split(":", 1)[0]
