@@ -117,3 +117,17 @@ def test_bootstrap_interval_covers_the_true_difference_and_mcnemar_matches_scipy
     assert high < 0  # a challenger 5 points worse on 2,000 rows is worse with confidence
     only_a, only_b, p = mcnemar(ta, tb)
     assert p == pytest.approx(stats.binomtest(only_b, only_a + only_b, 0.5).pvalue)
+
+
+def test_a_label_read_as_float_matches_integer_predictions() -> None:
+    """A CSV gives the label 1.0, a classifier predicts 1: the same class."""
+    t = _metrics.encode(
+        "classification",
+        np.array([0.0, 1.0, 2.0, 1.0]),
+        np.array([0, 1, 1, 1]),
+        np.eye(3)[[0, 1, 1, 1]],
+        np.array([0, 1, 2]),
+    )
+    assert list(t.classes) == ["0", "1", "2"]
+    assert _metrics.evaluate(t)["accuracy"] == pytest.approx(0.75)
+    assert t.proba is not None and t.proba[1].tolist() == [0.0, 1.0, 0.0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from conveyor.checks import _metrics
 from conveyor.checks._evaluation import PRIMARY, target
@@ -81,9 +82,9 @@ def champion_challenger(ctx: Context, params: dict[str, Any]) -> Measured:
     new, old = ctx.predictions("model", "test"), ctx.predictions("champion", "test")
     also: frozenset[str] = frozenset()
     if ctx.test.task == "classification":  # one class encoding for both models
-        seen = [np.unique(p.labels.astype(str)) for p in (new, old)]
-        seen += [np.asarray(p.classes).astype(str) for p in (new, old) if p.classes is not None]
-        also = frozenset(str(c) for values in seen for c in values)
+        seen = [pd.unique(p.labels) for p in (new, old)]
+        seen += [np.asarray(p.classes) for p in (new, old) if p.classes is not None]
+        also = frozenset(_metrics.class_name(c) for values in seen for c in values)
     challenger = target(ctx.test, new, also)
     champion = target(ctx.test, old, also)
     name = params.get("metric") or PRIMARY[challenger.task]

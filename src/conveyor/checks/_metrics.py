@@ -47,19 +47,33 @@ def encode(
     classes to include, so that two models' targets share one encoding)."""
     if task == "regression":
         return Target(task, y_raw.astype(np.float64), pred_raw.astype(np.float64), None, np.array([]))
-    y_text = pd.Series(y_raw, dtype=object).astype(str)
-    pred_text = pd.Series(pred_raw, dtype=object).astype(str)
-    known = {str(c) for c in (proba_classes if proba_classes is not None else ())}
-    classes = sorted(set(y_text.unique()) | set(pred_text.unique()) | known | also, key=_class_order)
+    y_codes, y_names = _named(y_raw)
+    pred_codes, pred_names = _named(pred_raw)
+    known = [class_name(c) for c in (proba_classes if proba_classes is not None else ())]
+    classes = sorted(set(y_names) | set(pred_names) | set(known) | also, key=_class_order)
     index = {c: i for i, c in enumerate(classes)}
-    y = pd.Categorical(y_text, categories=classes).codes.astype(np.int64)
-    pred = pd.Categorical(pred_text, categories=classes).codes.astype(np.int64)
+    y = np.array([index[n] for n in y_names], dtype=np.int64)[y_codes]
+    pred = np.array([index[n] for n in pred_names], dtype=np.int64)[pred_codes]
     aligned = None
     if proba is not None and proba_classes is not None:
         aligned = np.zeros((len(y), len(classes)), dtype=np.float64)
-        for j, c in enumerate(proba_classes):
-            aligned[:, index[str(c)]] = proba[:, j]
+        for j, name in enumerate(known):
+            aligned[:, index[name]] = proba[:, j]
     return Target(task, y, pred, aligned, np.array(classes, dtype=object))
+
+
+def class_name(value: object) -> str:
+    """A class's name: numbers by value (the label 1.0 read from a CSV is the class 1 a model
+    predicts), anything else as its text."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return f"{float(value):.15g}"
+    return str(value)
+
+
+def _named(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """A code per row and each code's class name (factorised first: one name per distinct value)."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object) if np.asarray(values).dtype.kind == "b" else values)
+    return codes, [class_name(u) for u in uniques]
 
 
 def _class_order(text: str) -> tuple[int, float, str]:
