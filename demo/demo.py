@@ -14,8 +14,12 @@ Act three adds a remote (a folder next to the project) and 1,797 tiny images (sc
 digits): ``status --remote``, ``push --run-cache`` (small objects travel as packs), ``gc
 --remote --dry-run``, a deleted cache brought back by ``pull``, and a fresh clone whose
 ``run --pull`` restores the pipeline from the run cache.
+Act four guards the pipeline with checks: an inferred data schema, check stages for data
+integrity, the train/test split and the model, and a champion/challenger gate that stops a
+worse model; ``conveyor check`` finds rows leaked from train into test.
 
-Only the standard library, numpy, PyYAML, scikit-learn and matplotlib (the ``demo`` extra) are used.
+Only the standard library, numpy, PyYAML, scikit-learn and matplotlib, plus conveyor's checks
+extra (pandas, SciPy), all in the ``demo`` extra, are used.
 """
 
 from __future__ import annotations
@@ -1182,6 +1186,149 @@ def remote_clone(t: Story, lab: Lab, remote: Remote) -> None:
     s.ok(f"the clone's pipeline is up to date; {DIGITS} is still only on the remote")
 
 
+# --------------------------------------------------------------------------------------------
+# Act four: checks and gates, so that a bad data set or a worse model stops the pipeline.
+# --------------------------------------------------------------------------------------------
+
+CHAMPION = "models/champion.pkl"
+GATE_STAGES = ["data_checks", "split_checks", "model_checks", "gate"]
+GATES_YAML = """\
+  data_checks:                       # a check stage: a suite of checks, and a gate
+    check:
+      suite: data_integrity
+      data: data/prepared.csv
+      label: cultivar
+      schema: checks/schema.yaml     # inferred once, reviewed, committed
+  split_checks:
+    check:
+      suite: train_test              # drift, leakage between train and test, new categories
+      train: data/train_test/train.csv
+      test: data/train_test/test.csv
+      label: cultivar
+  model_checks:
+    check:
+      suite: model_evaluation
+      train: data/train_test/train.csv
+      test: data/train_test/test.csv
+      model: models/model.pkl
+      label: cultivar
+  gate:                              # the candidate against the model in production
+    check:
+      suite:
+        suite: champion_challenger
+        conditions:
+          champion_challenger:
+            max_degradation: {fail: 0.02}   # at most 2 points of accuracy worse, at 95%
+      test: data/train_test/test.csv
+      model: models/model.pkl
+      champion: models/champion.pkl
+      label: cultivar
+"""
+
+
+def gates_setup(t: Story) -> None:
+    s = t.s
+    s.heading(
+        "Act four: checks and gates",
+        """
+        A bad data set or a worse model must stop the pipeline before it ships. conveyor
+        schema infers the schema the prepared data satisfies (columns, kinds, categories,
+        ranges) into a YAML file to review and commit. Four check stages then guard the
+        pipeline: data integrity after prepare, train/test checks after split, model
+        evaluation after train, and a gate that compares the new model with the one in
+        production (models/champion.pkl, tracked with conveyor add) on the same test rows,
+        with a paired bootstrap rather than two point estimates.
+        """,
+    )
+    run = s.conveyor("schema", "data/prepared.csv", "-o", "checks/schema.yaml", "--label", "cultivar")
+    expect("wrote checks/schema.yaml" in run.out, f"schema: {run.out}")
+    schema = yaml.safe_load((s.project / "checks" / "schema.yaml").read_text(encoding="utf-8"))
+    expect(schema["columns"]["cultivar"]["categories"] == ["0", "1", "2"], f"schema: {schema['columns']['cultivar']}")
+    s.ok(f"the schema lists {len(schema['columns'])} columns; the label's categories are 0, 1 and 2")
+    shutil.copy(s.project / MODEL, s.project / CHAMPION)
+    s.conveyor("add", CHAMPION)
+    with (s.project / "conveyor.yaml").open("a", encoding="utf-8") as handle:
+        handle.write(GATES_YAML)
+    s.say("conveyor.yaml gains four check stages:")
+    s.show(GATES_YAML)
+    run = s.conveyor("run")
+    expect_stages(run, "ran", GATE_STAGES)
+    for stage in GATE_STAGES:
+        report = json.loads((s.project / "reports" / f"{stage}.json").read_text(encoding="utf-8"))
+        expect(report["passed"], f"{stage} should pass on the clean data: {report['counts']}")
+    gate = json.loads((s.project / "reports" / "gate.json").read_text(encoding="utf-8"))["checks"][0]
+    expect(gate["values"]["gain"] == 0 and gate["status"] == "pass", f"the same model against itself: {gate}")
+    s.ok("every check stage passed; the reports are in reports/ (HTML, Markdown for a pull request, JSON)")
+    print()
+    s.tool("head", "-n", "8", "reports/model_checks.md")
+    s.git("add", "-A")
+    s.git("commit", "-q", "-m", "checks and a gate")
+
+
+def gates_stop_a_worse_model(t: Story) -> None:
+    s = t.s
+    s.heading(
+        "A worse model is stopped",
+        """
+        Someone trains a tiny forest: 2 trees of depth 1. train runs, evaluate scores it, and
+        the gate compares it with the champion on the same test wines: it is clearly worse,
+        beyond the tolerance of 2 points, so the gate stage fails and conveyor run exits 1,
+        naming it. Nothing downstream of a failed gate would run; the report says why.
+        """,
+    )
+    set_trees(s, "100", "2")
+    params = s.project / "params.yaml"
+    params.write_text(params.read_text(encoding="utf-8").replace("max_depth: 4", "max_depth: 1"), encoding="utf-8")
+    run = s.conveyor("run", "--quiet", code=1)
+    expect_stages(run, "failed", ["gate"])
+    error = [line for line in run.err.splitlines() if line.startswith("error: ")]
+    expect(len(error) == 1 and "'gate'" in error[0], f"expected one error line naming the gate: {run.err!r}")
+    gate = json.loads((s.project / "reports" / "gate.json").read_text(encoding="utf-8"))["checks"][0]
+    expect(gate["status"] == "fail" and gate["values"]["gain"] < -0.02, f"the gate should fail: {gate}")
+    html = (s.project / "reports" / "gate.html").read_text(encoding="utf-8")
+    expect("<svg" in html and "<script" not in html, "the HTML report should embed its chart, with no script")
+    s.ok(
+        f"the gate failed: accuracy {gate['values']['metric_challenger']:.3f} against the champion's "
+        f"{gate['values']['metric_champion']:.3f}; reports/gate.html says so, with the bootstrap distribution"
+    )
+    s.git("checkout", "params.yaml")
+    run = s.conveyor("run")
+    expect((s.project / MODEL).read_bytes() == (s.project / CHAMPION).read_bytes(), "the 100-tree model again")
+    expect_stages(run, "restored from the run cache", ["model_checks", "gate"])
+    s.ok("back to 100 trees: the seeded forest is the champion again, byte for byte, and its checks are known")
+    s.expect_clean()
+
+
+def gates_stop_leaked_rows(t: Story) -> None:
+    s = t.s
+    s.heading(
+        "Leaked rows are caught",
+        """
+        The same checks run from the command line (and from Python, inside a test). Here a test
+        set that shares rows with the training set, the classic leak that makes a model look
+        better than it is: conveyor check names the check and exits 1.
+        """,
+    )
+    train = (s.project / "data/train_test/train.csv").read_text(encoding="utf-8").splitlines()
+    test = (s.project / "data/train_test/test.csv").read_text(encoding="utf-8").splitlines()
+    leaked = s.root / "leaked_test.csv"
+    leaked.write_text("\n".join([*test, *train[1:11]]) + "\n", encoding="utf-8")
+    run = s.conveyor(
+        "check",
+        "train_test",
+        "--train",
+        "data/train_test/train.csv",
+        "--test",
+        str(leaked),
+        "--label",
+        "cultivar",
+        code=1,
+    )
+    expect("FAIL  Rows shared by train and test: 10 test row(s)" in run.out, f"check: {run.out}")
+    one_line_error(run, "check train_test failed", "train_test_overlap")
+    s.ok("10 leaked rows found; exit code 1 stops a CI job")
+
+
 def summary(t: Story, remote: Remote, seconds: float, kept: Path | None) -> None:
     s = t.s
     pointers = sum(len((s.project / f"{rel}.cvy").read_bytes()) for rel in (WINE, SPLITS))
@@ -1204,6 +1351,8 @@ def summary(t: Story, remote: Remote, seconds: float, kept: Path | None) -> None
         "nothing",
         "after the cache was deleted, pull brought every file back byte for byte; verify agreed",
         "a fresh clone's run --pull restored the pipeline from the run cache, training nothing",
+        "four check stages guarded the pipeline; a worse model was stopped by the champion/challenger gate",
+        "conveyor check found rows leaked from train into test and exited 1",
     ):
         print(f"  {CHECK} {line}")
     print()
@@ -1232,7 +1381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="conveyor-demo-"))
-    print(_style("Conveyor demo: continuous delivery for ML: data versioning, a pipeline, a remote", "1"))
+    print(_style("Conveyor demo: continuous delivery for ML: data versioning, a pipeline, a remote, gates", "1"))
     print(f"  (a throw-away project in {root / 'wine-project'})")
     failed = False
     try:
@@ -1253,6 +1402,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         remote_push(story, remote)
         remote_restore(story, remote)
         remote_clone(story, lab, remote)
+        gates_setup(story)
+        gates_stop_a_worse_model(story)
+        gates_stop_leaked_rows(story)
         summary(story, remote, time.perf_counter() - started, root if args.keep else None)
     except DemoFailure as exc:
         failed = True

@@ -42,9 +42,11 @@ def fixture_wine(project: Project) -> Project:
 
 
 def test_schema_then_a_passing_gate_then_a_failing_one(wine: Project) -> None:
-    out = wine.ok("schema", "train.csv", "-o", "schema.yaml", "--label", "target")
-    assert "wrote schema.yaml" in out
-    passing = wine.cvy("check", "data_integrity", "--data", "train.csv", "--label", "target", "--schema", "schema.yaml")
+    out = wine.ok("schema", "train.csv", "-o", "checks/schema.yaml", "--label", "target")
+    assert "wrote checks/schema.yaml" in out
+    passing = wine.cvy(
+        "check", "data_integrity", "--data", "train.csv", "--label", "target", "--schema", "checks/schema.yaml"
+    )
     assert passing.code == 0, passing
     assert "check data_integrity: passed" in passing.out
     bad = pd.read_csv(wine.root / "train.csv")
@@ -59,7 +61,7 @@ def test_schema_then_a_passing_gate_then_a_failing_one(wine: Project) -> None:
         "--label",
         "target",
         "--schema",
-        "schema.yaml",
+        "checks/schema.yaml",
         "--reports",
         "rep",
     )

@@ -156,7 +156,7 @@ def baseline(ctx: Context, params: dict[str, Any]) -> Measured:
     needs=("model", "test"),
     needs_label=True,
     conditions=(condition("max_segment_gap", "worst_gap", "max", warn=0.2, text="overall score − worst segment's"),),
-    params={"min_share": 0.02, "min_rows": 20, "bins": 5},
+    params={"min_share": 0.05, "min_rows": 10, "bins": 5},
 )
 def weak_segments(ctx: Context, params: dict[str, Any]) -> Measured:
     """Per feature, the test rows cut into segments (quantile bins, or the most common

@@ -42,7 +42,9 @@ class Model:
 
     def predictions(self, data: Dataset) -> Predictions:
 
-        features = data.frame[data.features]
+        features: Any = data.frame[data.features]
+        if hasattr(self.obj, "n_features_in_") and not hasattr(self.obj, "feature_names_in_"):
+            features = features.to_numpy()  # fitted on an array: give it one (no feature-name warning)
         try:
             if hasattr(self.obj, "predict"):
                 labels = np.asarray(self.obj.predict(features))

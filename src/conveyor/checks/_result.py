@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Status = Literal["pass", "warn", "fail", "error", "skipped"]
-STATUS_ORDER: dict[str, int] = {"pass": 0, "skipped": 1, "warn": 2, "error": 3, "fail": 4}
-_ORDERED: tuple[tuple[Status, int], ...] = (("pass", 0), ("skipped", 1), ("warn", 2), ("error", 3), ("fail", 4))
+# worst last; a skipped check does not make a passing suite look otherwise
+STATUS_ORDER: dict[str, int] = {"skipped": 0, "pass": 1, "warn": 2, "error": 3, "fail": 4}
+_ORDERED: tuple[tuple[Status, int], ...] = (("skipped", 0), ("pass", 1), ("warn", 2), ("error", 3), ("fail", 4))
 SCHEMA_VERSION = 1
 
 

@@ -56,12 +56,13 @@ class Schema:
             doc["label"] = self.label
         doc["columns"] = {name: rule.to_dict() for name, rule in self.columns.items()}
         header = (
-            "# Data schema inferred by 'conveyor check schema'. Review it, edit the rules you want\n"
+            "# Data schema inferred by 'conveyor schema'. Review it, edit the rules you want\n"
             "# (allowed categories, ranges, nullable), and commit it: 'schema' checks enforce it.\n"
         )
         return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
 
     def write(self, path: str | os.PathLike[str]) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         _fs.atomic_write_text(path, self.to_yaml())
 
 
@@ -96,7 +97,7 @@ def load_schema(path: str | os.PathLike[str]) -> Schema:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise MissingFileError(
-            f"{file}: no such schema file", hint="infer one with 'conveyor check schema DATA -o FILE'"
+            f"{file}: no such schema file", hint="infer one with 'conveyor schema DATA -o FILE'"
         ) from None
     try:
         doc = yaml.safe_load(text)
@@ -104,7 +105,7 @@ def load_schema(path: str | os.PathLike[str]) -> Schema:
         raise CorruptFileError(f"{file}: not valid YAML: {exc}", hint="fix the file or infer it again") from None
 
     def bad(what: str) -> CorruptFileError:
-        return CorruptFileError(f"{file}: {what}", hint="fix the file, or infer it again with 'conveyor check schema'")
+        return CorruptFileError(f"{file}: {what}", hint="fix the file, or infer it again with 'conveyor schema'")
 
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_VERSION:
         raise bad(f"not a conveyor data schema (expected 'schema: {SCHEMA_VERSION}' at the top)")
@@ -151,7 +152,7 @@ def schema_check(ctx: Context, params: dict[str, Any]) -> Measured:
     ds = ctx.reference()
     schema = ctx.schema
     if schema is None:
-        raise CheckSkipped("no schema given (infer one with 'conveyor check schema')")
+        raise CheckSkipped("no schema given (infer one with 'conveyor schema')")
     violations: list[dict[str, Any]] = []
     present = set(ds.frame.columns)
     for name, rule in schema.columns.items():

@@ -53,7 +53,7 @@ INPUT_HINTS = {
     "test": "a test set (--test)",
     "model": "a model (--model)",
     "champion": "a champion model (--champion)",
-    "schema": "a schema (--schema; infer one with 'conveyor check schema')",
+    "schema": "a schema (--schema; infer one with 'conveyor schema')",
 }
 
 
