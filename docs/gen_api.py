@@ -79,6 +79,33 @@ def render() -> str:
         func = getattr(conveyor, name)
         signature = str(inspect.signature(func)).replace("'", "")
         parts.append(f"### `conveyor.{name}{signature}`\n\n{_doc(func)}\n")
+    parts.append("## Checks (`conveyor.checks`)\n")
+    import conveyor.checks as checks
+
+    parts.append(f"{_doc(checks)}\n")
+    for name in ("run_suite", "infer_schema", "load_schema", "load_model", "read_table", "write_reports"):
+        func = getattr(checks, name)
+        signature = str(inspect.signature(func)).replace("'", "")
+        parts.append(f"### `conveyor.checks.{name}{signature}`\n\n{_doc(func)}\n")
+    for name in ("Suite", "SuiteResult", "CheckResult", "Dataset", "Schema"):
+        obj = getattr(checks, name)
+        parts.append(f"### `conveyor.checks.{name}`\n\n{_doc(obj)}\n")
+        methods = [m for m in ("builtin", "from_spec", "configure", "get", "failures", "to_dict") if hasattr(obj, m)]
+        for meth in methods:
+            func = getattr(obj, meth)
+            signature = str(inspect.signature(func)).replace("'", "")
+            first = _doc(func).splitlines()[0] if _doc(func) else ""
+            parts.append(f"- `{name}.{meth}{signature}`: {first}")
+        parts.append("")
+    parts.append("Checks, by id (each with its default conditions; see docs/checks.md):\n")
+    parts.append("| check | needs | conditions (warn / fail) |\n|---|---|---|")
+    for check_id, definition in checks.CHECKS.items():
+        conditions = "; ".join(
+            f"`{c.name}` {c.direction} {c.warn if c.warn is not None else '—'} / {c.fail if c.fail is not None else '—'}"
+            for c in definition.conditions
+        )
+        parts.append(f"| `{check_id}` | {', '.join(definition.needs)} | {conditions} |")
+    parts.append("")
     parts.append("## Results\n")
     for module in (conveyor.versioning, conveyor.pipeline, conveyor.remote, conveyor.store):
         for name in sorted(module.__all__):

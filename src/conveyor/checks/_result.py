@@ -79,6 +79,9 @@ class Figure:
 
 @dataclass
 class CheckResult:
+    """One check's outcome: its status, a one-line summary, the measured values, each
+    condition's verdict, details for the report, and why it could not run (``reason``)."""
+
     check: str
     title: str
     status: Status
@@ -98,6 +101,8 @@ class CheckResult:
 
 @dataclass
 class SuiteResult:
+    """A suite run: every check's result; ``passed`` is the gate's verdict."""
+
     suite: str
     results: list[CheckResult]
     inputs: dict[str, Any] = field(default_factory=dict)  # names and sizes of what was checked

@@ -45,6 +45,8 @@ class ColumnRule:
 
 @dataclass
 class Schema:
+    """The rules of each column (:class:`ColumnRule`), and the label's name."""
+
     columns: dict[str, ColumnRule] = field(default_factory=dict)
     label: str | None = None
 
@@ -90,6 +92,7 @@ def _plain_number(value: Any) -> float | int:
 
 
 def load_schema(path: str | os.PathLike[str]) -> Schema:
+    """Read a schema file; every rule is validated, and a bad one is named with its column."""
     import yaml
 
     file = Path(path)

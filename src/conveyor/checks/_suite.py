@@ -66,6 +66,8 @@ class CheckSpec:
 
 @dataclass
 class Suite:
+    """A named list of checks, each with its parameters and condition thresholds."""
+
     name: str
     checks: list[CheckSpec]
 
