@@ -363,6 +363,7 @@ def test_reports_are_self_contained_and_the_json_is_stable(tmp_path: object) -> 
     assert html.count("<svg") >= 2  # confusion matrix, calibration
     doc = json.loads(paths["json"].read_text())
     assert doc["schema"] == 1 and doc["suite"] == "model_evaluation"
-    assert set(doc) == {"schema", "suite", "status", "passed", "counts", "inputs", "seconds", "checks"}
+    assert set(doc) == {"schema", "suite", "status", "passed", "counts", "inputs", "seconds", "values", "checks"}
+    assert doc["values"]["performance"]["test_accuracy"] == result.get("performance").values["test_accuracy"]
     assert {c["check"] for c in doc["checks"]} == set(checks.BUILTIN["model_evaluation"])
     assert "| check | result |" in paths["md"].read_text()

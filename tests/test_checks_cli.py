@@ -199,6 +199,9 @@ def test_check_stages_gate_a_pipeline(project: Project) -> None:
     assert (project.root / "reports" / "split_checks.html").is_file()
     metrics = json.loads((project.root / "reports" / "data_checks.json").read_text())
     assert metrics["passed"] is True
+    shown = project.run("metrics", "show", "--json")
+    assert shown.code == 0, shown
+    assert "values.duplicate_rows.share" in shown.out, shown.out[:2000]
     again = project.run("run")
     assert again.code == 0 and "ran" not in again.out.replace("didn't run", ""), again
     project.write("leak", "")

@@ -144,6 +144,12 @@ class SuiteResult:
             "counts": self.counts(),
             "inputs": _plain(self.inputs),
             "seconds": round(self.seconds, 4),
+            # every number measured, by check: what a check stage records as metrics with the run
+            "values": {
+                r.check: {k: v for k, v in _plain(r.values).items() if isinstance(v, (int, float))}
+                for r in self.results
+                if r.values
+            },
             "checks": [r.to_dict() for r in self.results],
         }
 
