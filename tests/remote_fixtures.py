@@ -118,6 +118,9 @@ class S3Server:
                 outer.die()
                 with contextlib.suppress(OSError):
                     environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+                # a status line is owed before any write; writing it to the reset socket fails as
+                # a dropped connection, which werkzeug expects (returning none trips its assertion)
+                start_response("503 Service Unavailable", [("Content-Length", "0")])
                 return []
             return moto_app(environ, start_response)
 

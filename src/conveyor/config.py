@@ -7,7 +7,6 @@ Config is an explicit object passed to whoever needs it, never a process-wide gl
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor import _fs
+from conveyor._suggest import did_you_mean
 from conveyor.errors import CorruptFileError, UsageError
 
 LINK_TYPES = ("reflink", "copy", "hardlink", "symlink")
@@ -107,8 +107,7 @@ def _remote_key(key: str) -> Key | None:
     if not _REMOTE_NAME.match(name):
         raise UsageError(f"bad remote name {name!r}", hint="use letters, digits, '_', '-' and '.'")
     if option not in REMOTE_OPTIONS:
-        close = difflib.get_close_matches(option, REMOTE_OPTIONS, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"known options: {', '.join(REMOTE_OPTIONS)}"
+        hint = did_you_mean(option, REMOTE_OPTIONS) or f"known options: {', '.join(REMOTE_OPTIONS)}"
         raise UsageError(f"unknown remote option '{option}'", hint=hint)
     return Key(key, _parse_str, None, REMOTE_OPTIONS[option])
 
@@ -123,8 +122,7 @@ def check_key(key: str) -> Key:
     remote = _remote_key(key)
     if remote is not None:
         return remote
-    close = difflib.get_close_matches(key, KEYS, n=1)
-    hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(KEYS))}"
+    hint = did_you_mean(key, KEYS) or f"known keys: {', '.join(sorted(KEYS))}"
     raise UsageError(f"unknown config key '{key}'", hint=hint)
 
 

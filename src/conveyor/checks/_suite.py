@@ -8,13 +8,13 @@ gate a pipeline stage enforces.
 
 from __future__ import annotations
 
-import difflib
 import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from conveyor._suggest import did_you_mean
 from conveyor.checks import _compare, _evaluation, _integrity, _schema, _traintest  # noqa: F401 - register checks
 from conveyor.checks._dataset import Dataset, as_dataset
 from conveyor.checks._model import Model, load_model
@@ -178,8 +178,8 @@ def _known_check(check_id: Any, where: str) -> str:
 
 
 def _did_you_mean(name: str, choices: Sequence[str] | Mapping[str, Any]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    close = did_you_mean(name, choices)
+    return f" ({close})" if close else ""
 
 
 DataInput = Dataset | Any | str | os.PathLike[str] | None

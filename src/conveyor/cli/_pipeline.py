@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import os
 import signal
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from conveyor._suggest import did_you_mean
 from conveyor.cli._render import plural
 
 if TYPE_CHECKING:
@@ -241,11 +241,11 @@ def pipeline_part(workspace: Workspace, paths: list[str]) -> tuple[PipelineStatu
         elif rel in dag.producers:
             stage_targets.append(rel)
         else:
-            close = difflib.get_close_matches(path, list(dag.pipeline.stages), n=1, cutoff=0.6)
+            close = did_you_mean(path, dag.pipeline.stages)
             if close and not os.path.lexists(resolved):
                 from conveyor.pipeline._yaml import SpecError
 
-                raise SpecError(f"{path}: no such stage, output or tracked path", hint=f"did you mean {close[0]!r}?")
+                raise SpecError(f"{path}: no such stage, output or tracked path", hint=close)
             data.append(path)
     if not stage_targets:
         return None, data

@@ -143,12 +143,9 @@ def _where(stage: Stage, kind: str | None = None, path: str | None = None) -> st
 
 
 def _suggest_stage(target: str, names: list[str]) -> str:
-    import difflib
+    from conveyor._suggest import did_you_mean
 
-    close = difflib.get_close_matches(target, names, n=1, cutoff=0.5)
-    if close:
-        return f"did you mean {close[0]!r}?"
-    return "see the stages with 'conveyor dag'"
+    return did_you_mean(target, names, cutoff=0.5) or "see the stages with 'conveyor dag'"
 
 
 def _producers_of(dep: str, producers: dict[str, str], paths: list[str]) -> set[str]:

@@ -111,11 +111,11 @@ def _find(node: Any, parts: list[str]) -> tuple[bool, Any]:
 
 
 def _suggest(key: str, known: list[str], source: str | None) -> str:
-    import difflib
+    from conveyor._suggest import did_you_mean
 
-    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    close = did_you_mean(key, known, n=3)
     if close:
-        return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+        return close
     if not known:
         return f"{source or 'the file'} holds no params; add '{key}' to it"
     return f"add '{key}' to {source or 'the params file'}, or fix the name in conveyor.yaml"

@@ -8,7 +8,6 @@ to the workspace root.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import os
 import re
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conveyor._suggest import did_you_mean
 from conveyor.errors import MissingFileError
 from conveyor.pipeline._yaml import Located, Mark, SpecError
 from conveyor.pipeline._yaml import Path_ as YamlPath
@@ -190,9 +190,9 @@ def _read_params_file(path: Path) -> Any:
 
 
 def _suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    close = did_you_mean(word, choices)
     if close:
-        return f"did you mean {close[0]!r}?"
+        return close
     names = ", ".join(repr(c) for c in list(choices)[:8])
     return f"choose one of {names}" if names else "declare it first"
 
