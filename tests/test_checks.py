@@ -367,3 +367,12 @@ def test_reports_are_self_contained_and_the_json_is_stable(tmp_path: object) -> 
     assert doc["values"]["performance"]["test_accuracy"] == result.get("performance").values["test_accuracy"]
     assert {c["check"] for c in doc["checks"]} == set(checks.BUILTIN["model_evaluation"])
     assert "| check | result |" in paths["md"].read_text()
+
+
+def test_the_callers_frame_is_left_as_it_was() -> None:
+    data = pd.DataFrame({0: [1.0, 2.0, 3.0], 1: ["a", "b", "a"], "target": [0, 1, 0]})
+    before = data.copy()
+    result = checks.run_suite("data_integrity", data=data, label="target")
+    assert result.get("missing_values").status == "pass"
+    pd.testing.assert_frame_equal(data, before)
+    assert list(data.columns) == [0, 1, "target"]

@@ -112,7 +112,8 @@ class Dataset:
 
         if not isinstance(frame, pd.DataFrame):
             raise UsageError(f"{name}: expected a pandas DataFrame, got {type(frame).__name__}")
-        frame.columns = [str(c) for c in frame.columns]
+        if not all(isinstance(c, str) for c in frame.columns):
+            frame = frame.rename(columns=str)  # a copy: the caller's frame keeps its column labels
         self.frame = frame
         self.name = name
         self.label = label
