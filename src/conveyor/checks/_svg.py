@@ -73,7 +73,7 @@ def histograms(labels: list[str], reference: list[float], current: list[float]) 
     for i in range(n):
         x = left + i * step
         for j, (share, colour) in enumerate(((reference[i], BLUE), (current[i], ORANGE))):
-            h = (base - 10) * share / top
+            h = (base - 26) * share / top  # room for the legend above the tallest bar
             parts.append(
                 f'<rect x="{x + j * step / 2 + 1:.1f}" y="{base - h:.1f}" width="{max(step / 2 - 2, 1):.1f}" '
                 f'height="{h:.1f}" fill="{colour}"><title>{escape(str(labels[i]))}: {_fmt(share)}</title></rect>'
