@@ -244,3 +244,15 @@ def test_the_api_runs_inside_a_pytest_test() -> None:
     result = checks.run_suite("data_integrity", data=data, label="target")
     assert result.passed, checks.to_markdown(result)
     assert np.isclose(result.get("class_imbalance").values["ratio"], 1.0)
+
+
+def test_parquet_files_are_read_too(wine: Project) -> None:
+    pd.read_csv(wine.root / "train.csv").to_parquet(wine.root / "train.parquet")
+    pd.read_csv(wine.root / "test.csv").to_parquet(wine.root / "test.parquet")
+    result = wine.cvy("check", "train_test", "--train", "train.parquet", "--test", "test.parquet", "--label", "target")
+    assert result.code == 0, result
+    assert "Sizes of train and test: 124 train rows, 54 test rows" in result.out
+    wine.write("broken.parquet", b"not a parquet file")
+    broken = wine.cvy("check", "data_integrity", "--data", "broken.parquet", "--label", "target")
+    assert broken.code == 65 and "broken.parquet: cannot read it as a table" in broken.err, broken
+    no_traceback(broken.err)
