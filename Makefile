@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint bench bench-versioning bench-pipeline bench-remote clean
+.PHONY: demo test lint bench bench-versioning bench-pipeline bench-remote bench-checks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check src tests bench demo
 	$(BIN)/mypy
 
-bench: bench-versioning bench-pipeline bench-remote
+bench: bench-versioning bench-pipeline bench-remote bench-checks
 
 bench-versioning: $(VENV)/.demo-installed
 	$(BIN)/python bench/bench_versioning.py $(BENCH_ARGS)
@@ -43,6 +43,10 @@ bench-pipeline: $(VENV)/.demo-installed
 # needs moto[server] and s3fs (the test extra); installs dvc-s3 into bench/.venv-dvc on first use
 bench-remote: $(VENV)/.test-installed
 	$(BIN)/python bench/bench_remote.py $(BENCH_REMOTE_ARGS)
+
+# installs Deepchecks 0.19.1 (with the older NumPy, pandas and scikit-learn it needs) into bench/.venv-deepchecks
+bench-checks: $(VENV)/.test-installed
+	$(BIN)/python bench/bench_checks.py $(BENCH_CHECKS_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

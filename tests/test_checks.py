@@ -376,3 +376,32 @@ def test_the_callers_frame_is_left_as_it_was() -> None:
     assert result.get("missing_values").status == "pass"
     pd.testing.assert_frame_equal(data, before)
     assert list(data.columns) == [0, 1, "target"]
+
+
+def test_r2_keeps_its_precision_far_from_zero() -> None:
+    from sklearn.linear_model import LinearRegression
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=5000)
+    data = pd.DataFrame({"x": x, "target": 1e8 + 2 * x + rng.normal(size=5000)})
+    train, test = data.iloc[:4000], data.iloc[4000:].reset_index(drop=True)
+    model = LinearRegression().fit(train[["x"]], train["target"])
+    result = checks.run_suite("model_evaluation", train=train, test=test, model=model, label="target")
+    expected = r2_score(test["target"], model.predict(test[["x"]]))
+    assert result.get("performance").values["test_r2"] == pytest.approx(expected, abs=1e-6)
+    assert abs(result.get("baseline").values["trivial"]) < 0.01
+
+
+def test_rows_and_categories_match_by_value_whatever_the_dtype() -> None:
+    """One missing value makes read_csv give floats: 1.0 in test is still the 1 of train."""
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame(
+        {"rooms": rng.integers(1, 6, 3000), "x": rng.normal(size=3000), "target": rng.integers(0, 2, 3000)}
+    )
+    test = train.sample(n=900, random_state=0).reset_index(drop=True)
+    test["rooms"] = test["rooms"].astype("float64")
+    test.loc[0, "rooms"] = np.nan
+    result = checks.run_suite("train_test", train=train, test=test, label="target", categorical=["rooms"])
+    assert result.get("train_test_overlap").values["rows"] >= 898
+    assert result.get("new_categories").status == "pass", result.get("new_categories").summary

@@ -175,8 +175,20 @@ class Dataset:
 
 
 def _hash_rows(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash per row, by value: 1 and 1.0 hash alike (a column read as float because one
+    value is missing still matches the same column read as integers)."""
+    by_value = {
+        name: (series.astype("float64") if types.is_numeric_dtype(series.dtype) else series)
+        for name, series in frame.items()
+    }
+    return pd.util.hash_pandas_object(pd.DataFrame(by_value), index=False).to_numpy()
 
-    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+def category_keys(series: pd.Series) -> pd.Series:
+    """Each value as text, numbers by value: 1 and 1.0 are the same category."""
+    if types.is_numeric_dtype(series.dtype):
+        return series.astype("float64").astype(str)
+    return series.astype(str)
 
 
 def _listing(columns: Sequence[Any] | pd.Index, limit: int = 8) -> str:

@@ -94,12 +94,16 @@ def single_value(ctx: Context, params: dict[str, Any]) -> Measured:
     single: list[str] = []
     near: dict[str, float] = {}
     for name in ds.features:
-        codes, uniques = ds.column(name).codes()
-        present = codes[codes >= 0]
-        if len(uniques) <= 1:
+        column = ds.column(name)
+        if column.kind == "numeric":  # counted without keeping a code per row for every number
+            counts = column.series.value_counts(dropna=True, sort=True).to_numpy()
+        else:
+            codes, uniques = column.codes()
+            counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        if len(counts) <= 1:
             single.append(name)
             continue
-        top = np.bincount(present).max() / len(codes)
+        top = counts.max() / len(ds)
         if top >= params["dominant_share"]:
             near[name] = float(top)
     parts = []

@@ -222,8 +222,9 @@ def rmse(t: Target, W: np.ndarray) -> np.ndarray:
 def r2(t: Target, W: np.ndarray) -> np.ndarray:
     total = W.sum(axis=1)
     residual = W @ (t.y - t.pred) ** 2
-    mean = (W @ t.y) / total
-    spread = W @ (t.y**2) - total * mean**2
+    centred = t.y - t.y.mean()  # sums of squares far from zero lose every digit (a label near 1e8)
+    mean = (W @ centred) / total
+    spread = W @ (centred**2) - total * mean**2
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(spread > 0, 1 - residual / spread, np.nan)
 

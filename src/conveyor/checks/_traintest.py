@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from conveyor.checks import _drift
-from conveyor.checks._dataset import Column, Dataset
+from conveyor.checks._dataset import Column, Dataset, category_keys
 from conveyor.checks._registry import CheckSkipped, Context, Measured, _empty, check, condition
 from conveyor.checks._result import Figure
 
@@ -193,8 +193,8 @@ def new_categories(ctx: Context, params: dict[str, Any]) -> Measured:
     for name in _shared(train, test):
         if train.column(name).kind != "categorical":
             continue
-        seen = set(train.column(name).series.dropna().astype(str).unique())
-        current = test.column(name).series.dropna().astype(str)
+        seen = set(category_keys(train.column(name).series.dropna()).unique())
+        current = category_keys(test.column(name).series.dropna())
         new = ~current.isin(seen)
         if new.any():
             found[name] = {
