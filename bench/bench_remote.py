@@ -742,9 +742,13 @@ def markdown(bench: RemoteBench, meta: dict[str, Any]) -> str:
         + ", each tool under its own prefix, both with their default parallelism "
         f"({meta['default_jobs']} transfers on this machine). DVC with analytics and update check off. Both tools "
         "warmed up (bytecode cached) by one untimed round on 20 files.",
-        "- First push: into an empty prefix. Pull: after deleting the cache, the data and the tool's memory of "
+        "- First push: into an empty prefix. Pull: without the cache, the data and the tool's memory of "
         "what the remote holds (conveyor's `.conveyor/remotes/`, DVC's remote indexes in its site cache), as in "
-        "a fresh clone. Every pushed/fetched count, no-op report and pulled byte is checked.",
+        "a fresh clone. Every pushed/fetched count, no-op report and pulled byte is checked. Folders of many "
+        f"files (over {MANY_FILES:,}) are moved aside between runs and deleted when no more commands are timed "
+        "on that data (deleting 20,000 files slows every file created in the next minutes on this file system); "
+        "every timed command starts after a `sync`, so no tool waits for the disk to write back an earlier "
+        "step's data.",
         f"- Wall time: {runs_phrase(meta['repeat'], meta['once_over'])} (column *runs*). "
         "Throughput = payload ÷ wall time (MB = 10^6 bytes; payload "
         "= the files' bytes, without manifests). Peak RSS of the command's process tree (`ru_maxrss` via the "
