@@ -258,26 +258,15 @@ def _run_one(spec: CheckSpec, ctx: Context) -> CheckResult:
         return CheckResult(
             spec.id, definition.title, "skipped", str(exc), reason=str(exc), seconds=time.perf_counter() - started
         )
-    except ConveyorError as exc:
-        reason = exc.format_message()
-        return CheckResult(
-            spec.id,
-            definition.title,
-            "error",
-            f"could not run: {reason}",
-            reason=reason,
-            seconds=time.perf_counter() - started,
-        )
     except Exception as exc:  # a check must never take the suite down: report it and go on
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        if isinstance(exc, ConveyorError):
+            reason = exc.format_message()
+        else:
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        summary = f"could not run: {reason}"
         return CheckResult(
-            spec.id,
-            definition.title,
-            "error",
-            f"could not run: {reason}",
-            reason=reason,
-            seconds=time.perf_counter() - started,
+            spec.id, definition.title, "error", summary, reason=reason, seconds=time.perf_counter() - started
         )
     verdicts = []
     for cond in spec.conditions:
