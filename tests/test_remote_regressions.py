@@ -130,3 +130,23 @@ def test_a_pull_restores_modes_and_bytes_of_small_and_large_files(project: Proje
         assert theirs.read_bytes() == mine.read_bytes(), rel
         assert theirs.stat().st_mode & 0o111 == mine.stat().st_mode & 0o111, rel
     assert "modified" not in ok(other, "status")
+
+
+def test_a_connection_lost_in_a_background_write_prints_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """The request that used the connection reports the failure in one line; aiohttp's writer
+    task, garbage-collected later, must not add "Task exception was never retrieved"."""
+    import asyncio
+
+    from aiohttp.client_exceptions import ClientConnectionResetError
+
+    from conveyor.remote._backend import _quiet_connection_errors
+
+    loop = asyncio.new_event_loop()
+    try:
+        with caplog.at_level("ERROR", logger="asyncio"):
+            _quiet_connection_errors(loop, {"message": "lost", "exception": ClientConnectionResetError("closing")})
+            assert not caplog.records
+            _quiet_connection_errors(loop, {"message": "a real bug", "exception": ValueError("boom")})
+            assert any("a real bug" in r.getMessage() for r in caplog.records)
+    finally:
+        loop.close()

@@ -102,6 +102,9 @@ class Backend:
                 self.fs, root = fsspec.core.url_to_fs(remote.url, **_storage_options(remote))
                 self.root = root.rstrip("/")
                 self.local = False
+                loop = getattr(self.fs, "loop", None)
+                if loop is not None:
+                    loop.set_exception_handler(_quiet_connection_errors)
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -320,6 +323,15 @@ class Backend:
                         os.unlink(self.path(key))
                 return
             self.fs.rm([self.path(k) for k in keys])
+
+
+def _quiet_connection_errors(loop: Any, context: dict[str, Any]) -> None:
+    """A connection lost mid-transfer fails the request that used it, which reports it in one
+    line; the background task that was writing to it must not print a traceback as well."""
+    exc = context.get("exception")
+    if isinstance(exc, (ConnectionError, TimeoutError)) or type(exc).__module__.startswith("aiohttp"):
+        return
+    loop.default_exception_handler(context)
 
 
 def _reason(exc: BaseException) -> str:
