@@ -92,25 +92,27 @@ def feature_drift(ctx: Context, params: dict[str, Any]) -> Measured:
     """Per feature, a drift test chosen by its type and the reference's size (see ``_drift``);
     the data set drifted when half of its features did."""
     train, test = _pair(ctx)
-    rows: dict[str, dict[str, Any]] = {}
-    figures: list[Figure] = []
+    drifts: dict[str, _drift.Drift] = {}
     errors: dict[str, str] = {}
     for name in _shared(train, test):
         if train.column(name).kind == "text":
             continue
         try:
-            drift = column_drift(train.column(name), test.column(name), params["method"], params["threshold"])
+            drifts[name] = column_drift(train.column(name), test.column(name), params["method"], params["threshold"])
         except ValueError as exc:
             errors[name] = str(exc)
-            continue
-        rows[name] = {
-            "method": drift.method,
-            "score": drift.score,
-            "threshold": drift.threshold,
-            "drifted": drift.drifted,
+    _drift.adjust(list(drifts.values()))
+    rows = {
+        name: {
+            "method": d.method,
+            "score": d.score,
+            "threshold": d.threshold,
+            "p_value": d.p_value,
+            "drifted": d.drifted,
         }
-        if drift.drifted and len(figures) < MAX_FIGURES:
-            figures.append(_drift_figure(name, drift))
+        for name, d in drifts.items()
+    }
+    figures = [_drift_figure(name, d) for name, d in drifts.items() if d.drifted][:MAX_FIGURES]
     if not rows:
         raise CheckSkipped("no feature could be compared" + (f": {next(iter(errors.values()))}" if errors else ""))
     drifted = [n for n, r in rows.items() if r["drifted"]]
