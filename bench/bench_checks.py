@@ -9,17 +9,20 @@ binary label ``target`` drawn from a logistic function of several features plus 
 
 * data integrity, on the training set (conveyor ``data_integrity``, Deepchecks ``data_integrity()``);
 * train/test validation (conveyor ``train_test``, Deepchecks ``train_test_validation()``);
-* model evaluation (conveyor ``model_evaluation``, Deepchecks ``model_evaluation()``), with a model each
-  process trains before the timer starts: the same scikit-learn Pipeline in both venvs (ordinal-encoded
-  categories, numbers passed through, ``HistGradientBoostingClassifier(max_iter=50, early_stopping=False,
-  random_state=0)``); both test accuracies are recorded, and must agree within 0.01.
+* model evaluation (conveyor ``model_evaluation``, Deepchecks ``model_evaluation()``), with a trained model the
+  measured process loads, as a user's check step does: the same scikit-learn Pipeline in both venvs
+  (ordinal-encoded categories, numbers passed through, ``HistGradientBoostingClassifier(max_iter=50,
+  early_stopping=False, random_state=0)``), trained once per venv and data size in a separate, untimed process
+  (``checks_runner.py train``) and saved with pickle (protocol 5) in the run's work folder, one file per venv
+  (pickles do not carry across scikit-learn versions); both test accuracies are recorded, and must agree within
+  0.01.
 
 Each is timed twice: the suite call inside the process (``time.perf_counter``; Deepchecks' ``Dataset`` objects
 are built inside it, as conveyor's ``run_suite`` builds its own; both tools and ``scipy.stats`` are imported
 before it) and the whole process (wall time and peak RSS of its process tree with ``bench_versioning.run_timed``;
-it includes reading the CSV, the imports and training). The suite phase's own peak RSS comes from ``VmHWM``
-reset before the suite starts. Median of --repeat runs (3) for sizes up to 100,000 rows, one run above. The tools
-alternate run by run, so load changes hit both alike.
+it includes reading the CSV, the imports and loading the model, not training it). The suite phase's own peak
+RSS comes from ``VmHWM`` reset before the suite starts. Median of --repeat runs (3) for sizes up to 100,000 rows,
+one run above. The tools alternate run by run, so load changes hit both alike.
 
 Detection (--detection, on by default). Data sets each with ONE planted defect, and clean ones, each run through
 the suite holding the check meant to find it, by both tools in one process per tool (``checks_runner.py
@@ -437,8 +440,9 @@ class PerfRun:
     rss_before_suite_kib: int
     read_seconds: float
     import_seconds: float  # the tool and scipy.stats, before the suite's timer
-    train_seconds: float | None
-    test_score: float | None
+    load_seconds: float | None  # unpickling the model (model evaluation only)
+    train_seconds: float | None  # in the separate training process, untimed (the same for every run)
+    test_score: float | None  # of that trained model, from the training process
 
 
 @dataclass
@@ -451,6 +455,7 @@ class PerfMeasurement:
     result: dict[str, Any] | None = None  # the suite's outcome, from the last run
     versions: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    model: dict[str, Any] | None = None  # the training process's record (model evaluation only)
 
     def median(self, attribute: str) -> float:
         return statistics.median(getattr(run, attribute) for run in self.runs)
@@ -476,6 +481,7 @@ class PerfMeasurement:
             "runs": [vars(run) for run in self.runs],
             "versions": self.versions,
             "error": self.error,
+            "model": self.model,
             "result": self.result,
         }
         if self.runs:
@@ -499,27 +505,69 @@ class ChecksBench:
     failures: list[str] = field(default_factory=list)
     detection: dict[str, dict[str, Any]] = field(default_factory=dict)  # tool -> runner output
     detection_runs: dict[str, dict[str, float]] = field(default_factory=dict)
+    models: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (tool, data) -> training record
 
-    def perf_argv(self, tool: bv.Tool, suite: str, paths: dict[str, str], out: Path) -> list[str]:
+    def perf_argv(
+        self, tool: bv.Tool, suite: str, paths: dict[str, str], out: Path, model: str | None = None
+    ) -> list[str]:
         argv = [*tool.exe, str(RUNNER), "perf", "--tool", tool.name, "--suite", suite, "--train", paths["train"]]
         if suite != "data_integrity":
             argv += ["--test", paths["test"]]
         argv += ["--label", LABEL, "--categorical", ",".join(CATEGORICAL), "--out", str(out)]
+        if suite == "model_evaluation":
+            if model is None:
+                raise bv.BenchError(f"[{tool.name}] model evaluation without a trained model")
+            argv += ["--model", model]
         if self.no_display and tool.name == "deepchecks":
             argv.append("--no-display")
         return argv
 
+    def train_model(self, tool: bv.Tool, data: str, paths: dict[str, str]) -> dict[str, Any]:
+        """Train the model evaluation's model once in tool's venv, in a separate untimed process, and pickle it to
+        the run's work folder (one file per venv: pickles do not carry across scikit-learn versions)."""
+        folder = self.run_dir / "models"
+        folder.mkdir(exist_ok=True)
+        model, out = folder / f"{tool.name}-{data}.pkl", folder / f"{tool.name}-{data}.json"
+        argv = [*tool.exe, str(RUNNER), "train", "--tool", tool.name, "--train", paths["train"]]
+        argv += ["--test", paths["test"], "--label", LABEL, "--categorical", ",".join(CATEGORICAL)]
+        argv += ["--model-out", str(model), "--out", str(out)]
+        began = time.perf_counter()
+        bv.run_checked(argv, cwd=self.run_dir, env=tool.env)
+        record = json.loads(out.read_text())
+        record["process_seconds"] = time.perf_counter() - began
+        self.models[(tool.name, data)] = record
+        return record
+
+    def train_models(self, rows: int, paths: dict[str, str]) -> None:
+        """Train each tool's model for this data size; a tool whose training fails gets a failed measurement."""
+        for tool in self.tools:
+            progress(f"[{tool.name}] training the model on {rows:,} rows (separate process, untimed) ...")
+            try:
+                record = self.train_model(tool, str(rows), paths)
+            except (bv.BenchError, OSError, ValueError) as error:
+                message = f"[{tool.name}] training the model on {rows:,} rows failed: {error}"
+                self.failures.append(message)
+                progress(f"\n!!!!! BENCHMARK FAILURE !!!!!\n{message}\n")
+                failed = PerfMeasurement(tool.name, rows, "model_evaluation", [], error="training failed")
+                self.measurements.append(failed)
+                continue
+            progress(
+                f"[{tool.name}] trained in {record['train_seconds']:.1f} s, test accuracy {record['test_score']:.4f}, "
+                f"pickle {record['model_bytes'] / 2**10:.0f} KiB"
+            )
+
     def measure(self, tool: bv.Tool, rows: int, suite: str, paths: dict[str, str], repeats: int) -> None:
         out = self.run_dir / f"perf-{tool.name}-{rows}-{suite}.json"
-        argv = self.perf_argv(tool, suite, paths, out)
         measurement = next(
             (m for m in self.measurements if (m.tool, m.rows, m.suite) == (tool.name, rows, suite)), None
         )
-        if measurement is None:
-            measurement = PerfMeasurement(tool.name, rows, suite, argv)
-            self.measurements.append(measurement)
-        if measurement.error or len(measurement.runs) >= repeats:
+        if measurement is not None and (measurement.error or len(measurement.runs) >= repeats):
             return
+        trained = self.models.get((tool.name, str(rows))) if suite == "model_evaluation" else None
+        argv = self.perf_argv(tool, suite, paths, out, trained["model_path"] if trained else None)
+        if measurement is None:
+            measurement = PerfMeasurement(tool.name, rows, suite, argv, model=trained)
+            self.measurements.append(measurement)
         out.unlink(missing_ok=True)
         run, code, stdout, stderr = bv.run_timed(argv, self.run_dir, tool.env)
         if code != 0 or not out.is_file():
@@ -540,14 +588,15 @@ class ChecksBench:
                 rss_before_suite_kib=record["rss_before_suite_kib"],
                 read_seconds=record["read_seconds"],
                 import_seconds=record["import_seconds"],
-                train_seconds=record.get("train_seconds"),
-                test_score=record.get("test_score"),
+                load_seconds=record.get("load_seconds"),
+                train_seconds=trained["train_seconds"] if trained else None,
+                test_score=trained["test_score"] if trained else None,
             )
         )
         if not record["peak_reset"]:
             progress(f"[{tool.name}] could not reset VmHWM: the suite-phase peak is the process's peak")
         last = measurement.runs[-1]
-        extra = f", test accuracy {last.test_score:.4f}" if last.test_score is not None else ""
+        extra = f", model loaded in {last.load_seconds:.2f} s" if last.load_seconds is not None else ""
         progress(
             f"[{tool.name}] {suite}, {rows:,} rows, run {len(measurement.runs)}/{repeats}: suite "
             f"{last.suite_seconds:.2f} s, process {last.process_seconds:.2f} s, peak RSS "
@@ -560,9 +609,10 @@ class ChecksBench:
         paths = write_split(self.run_dir / "warm-up", *split(make_frame(2_000, seed + 7), seed))
         for tool in self.tools:
             progress(f"[setup] warm-up run of {tool.name} ...")
+            model = self.train_model(tool, "warm-up", paths)["model_path"]
             for suite in SUITES:
                 out = self.run_dir / "warm-up" / f"{tool.name}-{suite}.json"
-                bv.run_checked(self.perf_argv(tool, suite, paths, out), cwd=self.run_dir, env=tool.env)
+                bv.run_checked(self.perf_argv(tool, suite, paths, out, model), cwd=self.run_dir, env=tool.env)
 
     def run_perf(self, sizes: list[int], seed: int) -> None:
         self.warm_up(seed)
@@ -577,6 +627,7 @@ class ChecksBench:
                 f"of CSV in {time.perf_counter() - began:.1f} s"
             )
             del train, test
+            self.train_models(rows, paths)
             repeats = self.repeat if rows <= REPEAT_UP_TO else 1
             for suite in SUITES:
                 for _ in range(repeats):
@@ -922,13 +973,18 @@ def markdown(bench: ChecksBench, meta: dict[str, Any], sizes: list[int], detecti
         f"- Data: seeded synthetic (seed {meta['seed']}), 25 features (18 numeric, 7 categorical with 3–50 "
         "categories), binary label; 70/30 split; CSV read by each process. Model: the same scikit-learn Pipeline "
         "in each venv (OrdinalEncoder + HistGradientBoostingClassifier(max_iter=50, early_stopping=False, "
-        "random_state=0)), trained in the process before the timer starts.",
+        "random_state=0)).",
+        "- Model evaluation: the model is trained once per venv in a separate process and loaded from a pickle by "
+        "the measured process (protocol 5, one file per venv, since pickles do not carry across scikit-learn "
+        "versions), as a user's check step loads a trained model; that process reads the CSV files, loads the "
+        "model, imports the tool and runs the suite, so its peak RSS covers data, model and suite, not training.",
         "- Suite time: the suite call alone (Deepchecks: with building its Dataset objects), after importing the "
         "tool and scipy.stats in both processes (Deepchecks imports it on import; conveyor lazily, on its first "
         "drift test: about 1.2 s that the process time still counts); median of "
         f"{meta['repeat']} runs up to {REPEAT_UP_TO:,} rows, one run above. Process: wall time and peak RSS of the "
-        "whole process (reading the CSV, imports, training included; `ru_maxrss` via `wait4`). Suite-phase added "
-        "RSS: peak during the suite minus RSS just before it (`VmHWM` reset via `/proc/self/clear_refs`).",
+        "whole process (reading the CSV, imports, loading the model included; `ru_maxrss` via `wait4`). "
+        "Suite-phase added RSS: peak during the suite minus RSS just before it (`VmHWM` reset via "
+        "`/proc/self/clear_refs`).",
     ]
     if meta.get("sizes"):
         scores = {
@@ -937,9 +993,18 @@ def markdown(bench: ChecksBench, meta: dict[str, Any], sizes: list[int], detecti
             if m.suite == "model_evaluation" and m.runs and m.rows == max(sizes)
         }
         if scores:
+            trained = {tool: bench.models.get((tool, str(max(sizes)))) for tool in scores}
             lines.append(
                 f"- Test accuracy of the model on {max(sizes):,} rows: "
                 + ", ".join(f"{k} venv {v:.4f}" for k, v in scores.items())
+                + "; pickle "
+                + ", ".join(f"{k} {t['model_bytes'] / 2**10:.0f} KiB" for k, t in trained.items() if t)
+                + "; loading it (median) "
+                + ", ".join(
+                    f"{m.tool} {m.median('load_seconds'):.2f} s"
+                    for m in bench.measurements
+                    if m.suite == "model_evaluation" and m.runs and m.rows == max(sizes)
+                )
             )
         lines += ["", *perf_tables(bench, sizes)]
         if len(bench.tools) == 2:

@@ -2,9 +2,13 @@
 
 It runs under either venv: conveyor's (``.venv``: NumPy 2, pandas 3, scikit-learn 1.9) or Deepchecks'
 (``bench/.venv-deepchecks``: NumPy 1.26, pandas 2.1, scikit-learn 1.5), so it imports neither tool at the top
-and uses only what both sets of versions share. Two modes:
+and uses only what both sets of versions share. Three modes:
 
-* ``perf``: read the CSV files, train the model when the suite needs one (untimed), then time the suite call
+* ``train``: train the model the model evaluation suite needs (untimed, in its own process, once per venv and
+  data size) and save it with pickle (protocol 5). Pickles do not carry across scikit-learn versions, so each
+  venv trains and loads its own file.
+* ``perf``: read the CSV files, load that pickle when the suite needs a model (as a user's check step loads a
+  trained model rather than training one), then time the suite call
   (``time.perf_counter``; for Deepchecks the ``Dataset`` objects are built inside the timed part, as
   ``conveyor.checks.run_suite`` builds its own). The peak RSS of the suite phase alone is read from
   ``/proc/self/status`` (``VmHWM``) after resetting it with ``/proc/self/clear_refs``; since that reset also
@@ -14,8 +18,11 @@ and uses only what both sets of versions share. Two modes:
 
 Each writes one JSON object to ``--out``.
 
+    python bench/checks_runner.py train --tool conveyor --train TRAIN.csv --test TEST.csv --label target
+        --categorical c1,c2 --model-out MODEL.pkl --out RESULT.json
     python bench/checks_runner.py perf --tool conveyor --suite train_test --train TRAIN.csv --test TEST.csv
         --label target --categorical c1,c2 --out RESULT.json
+    python bench/checks_runner.py perf --tool conveyor --suite model_evaluation --model MODEL.pkl ...
     python bench/checks_runner.py detect --tool deepchecks --manifest CASES.json --out RESULT.json
 """
 
@@ -25,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import pickle
 import platform
 import sys
 import time
@@ -33,6 +41,7 @@ import warnings
 from typing import Any
 
 SEED = 0
+PICKLE_PROTOCOL = 5
 SUITES = ("data_integrity", "train_test", "model_evaluation", "champion_challenger")
 DEEPCHECKS_SUITES = {
     "data_integrity": "data_integrity",
@@ -110,6 +119,27 @@ def train_model(
         rows = frame.sample(frac=share, random_state=SEED)
     model = build_model(task, features, categorical, kind)
     model.fit(rows[features], rows[label])
+    return model
+
+
+def save_model(model: Any, path: str) -> int:
+    """Pickle the model (protocol 5) to path; returns the file's size in bytes."""
+    with open(path, "wb") as handle:
+        pickle.dump(model, handle, protocol=PICKLE_PROTOCOL)
+    return os.path.getsize(path)
+
+
+def load_model(path: str) -> Any:
+    """Unpickle a model saved by ``save_model`` in this same venv. scikit-learn warns
+    (``InconsistentVersionWarning``) when a pickle comes from another version of it: an error here, since the
+    model would then not be the one the benchmark means."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with open(path, "rb") as handle:
+            model = pickle.load(handle)
+    mismatched = [str(w.message) for w in caught if w.category.__name__ == "InconsistentVersionWarning"]
+    if mismatched:
+        raise RuntimeError(f"{path} was pickled by another scikit-learn version: {mismatched[0]}")
     return model
 
 
@@ -300,6 +330,22 @@ def split_list(text: str) -> list[str]:
 # -------------------------------------------------------------------------------------------------- modes
 
 
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    """Train the model on the training CSV, pickle it to ``--model-out`` and score it on the test CSV."""
+    categorical = split_list(args.categorical)
+    frames = {"train": read_csv(args.train), "test": read_csv(args.test)}
+    record: dict[str, Any] = {"tool": args.tool, "versions": versions(args.tool)}
+    record["rows"] = {name: len(frame) for name, frame in frames.items()}
+    began = time.perf_counter()
+    model = train_model(frames["train"], args.label, categorical, args.task)
+    record["train_seconds"] = time.perf_counter() - began
+    record["test_score"] = model_score(model, frames["test"], args.label, args.task)
+    record["model_path"] = args.model_out
+    record["pickle_protocol"] = PICKLE_PROTOCOL
+    record["model_bytes"] = save_model(model, args.model_out)
+    return record
+
+
 def perf(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     categorical = split_list(args.categorical)
@@ -312,9 +358,8 @@ def perf(args: argparse.Namespace) -> dict[str, Any]:
     record["rows"] = {name: len(frame) for name, frame in frames.items()}
     if args.suite == "model_evaluation":
         began = time.perf_counter()
-        models["model"] = train_model(frames["train"], args.label, categorical, args.task)
-        record["train_seconds"] = time.perf_counter() - began
-        record["test_score"] = model_score(models["model"], frames["test"], args.label, args.task)
+        models["model"] = load_model(args.model)
+        record["load_seconds"] = time.perf_counter() - began
     record["import_seconds"] = warm_imports(args.tool, args.suite)
     before = proc_status()
     record["read_seconds"] = read_seconds
@@ -379,17 +424,29 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("--categorical", default="")
     one.add_argument("--task", choices=["classification", "regression"], default="classification")
     one.add_argument("--no-display", action="store_true", help="Deepchecks: run(..., with_display=False)")
+    one.add_argument("--model", help="the pickled model (from the train mode) for the model_evaluation suite")
     one.add_argument("--out", required=True)
+    fit = sub.add_parser("train")
+    fit.add_argument("--tool", choices=["conveyor", "deepchecks"], required=True)
+    fit.add_argument("--train", required=True)
+    fit.add_argument("--test", required=True)
+    fit.add_argument("--label", required=True)
+    fit.add_argument("--categorical", default="")
+    fit.add_argument("--task", choices=["classification", "regression"], default="classification")
+    fit.add_argument("--model-out", required=True)
+    fit.add_argument("--out", required=True)
     many = sub.add_parser("detect")
     many.add_argument("--tool", choices=["conveyor", "deepchecks"], required=True)
     many.add_argument("--manifest", required=True)
     many.add_argument("--no-display", action="store_true")
     many.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    if args.mode == "perf" and args.suite == "model_evaluation" and not args.model:
+        parser.error("perf --suite model_evaluation needs --model (a pickle from the train mode)")
     if args.tool == "deepchecks":
         os.environ.setdefault("DEEPCHECKS_DISABLE_LATEST", "true")
     warnings.simplefilter("ignore")  # both tools' and their libraries' deprecation chatter
-    record = perf(args) if args.mode == "perf" else detect(args)
+    record = {"perf": perf, "train": train, "detect": detect}[args.mode](args)
     with open(args.out, "w") as handle:
         json.dump(record, handle, indent=1, default=_plain)
     return 0
