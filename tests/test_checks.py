@@ -405,3 +405,15 @@ def test_rows_and_categories_match_by_value_whatever_the_dtype() -> None:
     result = checks.run_suite("train_test", train=train, test=test, label="target", categorical=["rooms"])
     assert result.get("train_test_overlap").values["rows"] >= 898
     assert result.get("new_categories").status == "pass", result.get("new_categories").summary
+
+
+def test_predictions_in_chunks_equal_one_call() -> None:
+    train, test = split(frame("load_breast_cancer"))
+    model = fitted(train, 1.0)
+    data = checks.Dataset(test, label="target")
+    whole = checks.Model(model).predictions(data, chunk=10_000)
+    chunked = checks.Model(model).predictions(data, chunk=7)
+    np.testing.assert_array_equal(whole.labels, chunked.labels)
+    assert whole.proba is not None and chunked.proba is not None
+    np.testing.assert_allclose(whole.proba, chunked.proba)
+    assert len(chunked.labels) == len(test)

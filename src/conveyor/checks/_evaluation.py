@@ -246,7 +246,7 @@ def prediction_drift(ctx: Context, params: dict[str, Any]) -> Measured:
     else:
         import pandas as pd
 
-        codes, uniques = pd.factorize(np.concatenate([a.astype(str), b.astype(str)]))
+        codes, uniques = pd.factorize(np.concatenate([a, b]))  # by value: no string per row
         drift = _drift.categorical_drift(codes[: len(a)], codes[len(a) :], [str(u) for u in uniques])
     verb = "drifted" if drift.drifted else "did not drift"
     return Measured(

@@ -28,6 +28,9 @@ class Predictions:
     seconds: float = 0.0
 
 
+CHUNK_ROWS = 65_536
+
+
 class Model:
     """Wraps what predicts: an estimator-like object or a callable."""
 
@@ -40,22 +43,31 @@ class Model:
                 hint="pass an object with predict() (scikit-learn API) or a function from features to predictions",
             )
 
-    def predictions(self, data: Dataset) -> Predictions:
-
-        features: Any = data.frame[data.features]
-        if hasattr(self.obj, "n_features_in_") and not hasattr(self.obj, "feature_names_in_"):
-            features = features.to_numpy()  # fitted on an array: give it one (no feature-name warning)
+    def predictions(self, data: Dataset, *, chunk: int = CHUNK_ROWS) -> Predictions:
+        """Predictions for every row, ``chunk`` rows at a time: a model's own copies of its input
+        (a pipeline's encoders, binning) then stay small whatever the number of rows."""
+        as_array = hasattr(self.obj, "n_features_in_") and not hasattr(self.obj, "feature_names_in_")
+        wants_proba = hasattr(self.obj, "predict") and hasattr(self.obj, "predict_proba")
+        wants_proba = wants_proba and data.task == "classification"
+        parts: list[np.ndarray] = []
+        proba_parts: list[np.ndarray] = []
         try:
-            if hasattr(self.obj, "predict"):
-                labels = np.asarray(self.obj.predict(features))
-                proba = None
-                classes = None
-                if hasattr(self.obj, "predict_proba") and data.task == "classification":
-                    proba = np.asarray(self.obj.predict_proba(features), dtype=np.float64)
-                    classes = np.asarray(getattr(self.obj, "classes_", np.arange(proba.shape[1])))
-            else:
-                labels = np.asarray(self.obj(features))
-                proba = classes = None
+            for start in range(0, max(len(data), 1), chunk):
+                features: Any = data.frame[data.features].iloc[start : start + chunk]
+                if as_array:
+                    features = features.to_numpy()  # fitted on an array: give it one (no feature-name warning)
+                if hasattr(self.obj, "predict"):
+                    parts.append(np.asarray(self.obj.predict(features)))
+                    if wants_proba:
+                        proba_parts.append(np.asarray(self.obj.predict_proba(features), dtype=np.float64))
+                else:
+                    parts.append(np.asarray(self.obj(features)))
+            labels = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            proba = None
+            classes = None
+            if proba_parts:
+                proba = np.concatenate(proba_parts) if len(proba_parts) > 1 else proba_parts[0]
+                classes = np.asarray(getattr(self.obj, "classes_", np.arange(proba.shape[1])))
         except Exception as exc:  # whatever the model raises is the model's error, reported as such
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(
