@@ -42,51 +42,61 @@ def _doc(obj: object) -> str:
     return inspect.cleandoc(obj.__doc__ or "").strip()
 
 
+def _level(value: float | None) -> str:
+    return "—" if value is None else str(value)
+
+
+def _functions(module: object, names: tuple[str, ...]) -> list[str]:
+    """A heading with the signature, then the docstring, for each function."""
+    parts = []
+    for name in names:
+        func = getattr(module, name)
+        signature = str(inspect.signature(func)).replace("'", "")
+        parts.append(f"### `{module.__name__}.{name}{signature}`\n\n{_doc(func)}\n")  # type: ignore[attr-defined]
+    return parts
+
+
 def render() -> str:
     parts = [HEADER, "## Functions\n"]
-    for name in ("init", "add", "status", "checkout", "unprotect", "diff", "gc", "verify"):
-        func = getattr(conveyor, name)
-        signature = str(inspect.signature(func)).replace("'", "")
-        parts.append(f"### `conveyor.{name}{signature}`\n\n{_doc(func)}\n")
+    parts += _functions(conveyor, ("init", "add", "status", "checkout", "unprotect", "diff", "gc", "verify"))
     parts.append("## Pipelines\n")
-    for name in (
-        "run",
-        "pipeline_status",
-        "dag",
-        "verify_reproducible",
-        "diff_params",
-        "show_metrics",
-        "diff_metrics",
-        "show_plots",
-        "diff_plots",
-        "import_dvc",
-    ):
-        func = getattr(conveyor, name)
-        signature = str(inspect.signature(func)).replace("'", "")
-        parts.append(f"### `conveyor.{name}{signature}`\n\n{_doc(func)}\n")
+    parts += _functions(
+        conveyor,
+        (
+            "run",
+            "pipeline_status",
+            "dag",
+            "verify_reproducible",
+            "diff_params",
+            "show_metrics",
+            "diff_metrics",
+            "show_plots",
+            "diff_plots",
+            "import_dvc",
+        ),
+    )
     parts.append("## Remotes\n")
-    for name in (
-        "remote_add",
-        "remote_list",
-        "remote_modify",
-        "remote_remove",
-        "push",
-        "fetch",
-        "pull",
-        "remote_status",
-        "remote_gc",
-    ):
-        func = getattr(conveyor, name)
-        signature = str(inspect.signature(func)).replace("'", "")
-        parts.append(f"### `conveyor.{name}{signature}`\n\n{_doc(func)}\n")
+    parts += _functions(
+        conveyor,
+        (
+            "remote_add",
+            "remote_list",
+            "remote_modify",
+            "remote_remove",
+            "push",
+            "fetch",
+            "pull",
+            "remote_status",
+            "remote_gc",
+        ),
+    )
     parts.append("## Checks (`conveyor.checks`)\n")
     import conveyor.checks as checks
 
     parts.append(f"{_doc(checks)}\n")
-    for name in ("run_suite", "infer_schema", "load_schema", "load_model", "read_table", "write_reports"):
-        func = getattr(checks, name)
-        signature = str(inspect.signature(func)).replace("'", "")
-        parts.append(f"### `conveyor.checks.{name}{signature}`\n\n{_doc(func)}\n")
+    parts += _functions(
+        checks, ("run_suite", "infer_schema", "load_schema", "load_model", "read_table", "write_reports")
+    )
     for name in ("Suite", "SuiteResult", "CheckResult", "Dataset", "Schema"):
         obj = getattr(checks, name)
         parts.append(f"### `conveyor.checks.{name}`\n\n{_doc(obj)}\n")
@@ -101,8 +111,7 @@ def render() -> str:
     parts.append("| check | needs | conditions (warn / fail) |\n|---|---|---|")
     for check_id, definition in checks.CHECKS.items():
         conditions = "; ".join(
-            f"`{c.name}` {c.direction} {c.warn if c.warn is not None else '—'} / {c.fail if c.fail is not None else '—'}"
-            for c in definition.conditions
+            f"`{c.name}` {c.direction} {_level(c.warn)} / {_level(c.fail)}" for c in definition.conditions
         )
         parts.append(f"| `{check_id}` | {', '.join(definition.needs)} | {conditions} |")
     parts.append("")
