@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from conveyor import checks
-from conveyor.errors import ConveyorError, DataError, UsageError
+from conveyor.errors import ConveyorError, DataError, ModelError, UsageError
 
 
 def frame(loader: str) -> pd.DataFrame:
@@ -417,3 +417,47 @@ def test_predictions_in_chunks_equal_one_call() -> None:
     assert whole.proba is not None and chunked.proba is not None
     np.testing.assert_allclose(whole.proba, chunked.proba)
     assert len(chunked.labels) == len(test)
+
+
+def test_chunked_predictions_keep_every_character_of_longer_later_labels() -> None:
+    data = checks.Dataset(pd.DataFrame({"x": np.arange(10), "target": ["a"] * 10}), label="target")
+
+    def grows(features: pd.DataFrame) -> np.ndarray:
+        return np.array(["short" if x < 5 else "much longer" for x in features["x"]])
+
+    predictions = checks.Model(grows).predictions(data, chunk=5)
+    assert list(predictions.labels) == ["short"] * 5 + ["much longer"] * 5
+
+
+@pytest.mark.parametrize("extra", [-1, 1])
+def test_a_model_returning_the_wrong_number_of_rows_is_named(extra: int) -> None:
+    data = checks.Dataset(pd.DataFrame({"x": np.arange(10), "target": [0, 1] * 5}), label="target")
+    with pytest.raises(ModelError, match=r"predict returned shape \(\d+,\) for 4 rows"):
+        checks.Model(lambda features: np.zeros(len(features) + extra)).predictions(data, chunk=4)
+
+
+def test_the_trivial_model_guesses_the_majority_class_of_a_float_label() -> None:
+    """A label read as 0.0/1.0 is the class 1 the model predicts: the trivial model must guess it."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=2000)
+    y = (x > -1).astype(np.float64)  # about 84% ones
+    data = pd.DataFrame({"x": x, "target": y})
+    train, test = data.iloc[:1500], data.iloc[1500:].reset_index(drop=True)
+    model = LogisticRegression().fit(train[["x"]], train["target"].astype(int))
+    result = checks.run_suite("model_evaluation", train=train, test=test, model=model, label="target")
+    baseline = result.get("baseline")
+    assert baseline.details["trivial_model"] == "always '1'"
+    assert baseline.values["trivial"] == pytest.approx(float(test["target"].mean()))
+
+
+def test_a_whole_number_label_can_be_declared_numeric_for_regression() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=1000)
+    data = pd.DataFrame({"x": x, "target": np.clip(np.round(2 + x), 0, 4).astype(np.float64)})
+    assert checks.Dataset(data, label="target").task == "classification"  # five whole numbers: classes
+    assert checks.Dataset(data, label="target", numeric=["target"]).task == "regression"
+    with pytest.raises(UsageError, match="column 'target' is declared both categorical and numeric"):
+        checks.Dataset(data, label="target", categorical=["target"], numeric=["target"])
+    model = Ridge().fit(data[["x"]], data["target"])
+    result = checks.run_suite("model_evaluation", test=data, model=model, label="target", numeric=["target"])
+    assert "test_r2" in result.get("performance").values

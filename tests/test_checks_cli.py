@@ -131,6 +131,25 @@ def test_a_missing_model_file_and_an_unknown_suite_are_named(wine: Project) -> N
     no_traceback(missing.err + unknown.err)
 
 
+def test_a_whole_number_label_is_regression_when_declared_numeric(project: Project) -> None:
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=600)
+    data = pd.DataFrame({"x": x, "target": np.clip(np.round(2 + x), 0, 4).astype(np.float64)})
+    data.to_csv(project.root / "test.csv", index=False)
+    joblib.dump(Ridge().fit(data[["x"]], data["target"]), project.root / "ridge.pkl")
+    args = ["check", "model_evaluation", "--test", "test.csv", "--model", "ridge.pkl", "--label", "target"]
+    as_classes = project.cvy(*args, "--json")
+    assert as_classes.code == 1, as_classes
+    performance = json.loads(as_classes.out)["checks"][0]
+    assert performance["status"] == "error"
+    assert "is categorical but the model predicts continuous numbers" in performance["summary"]
+    as_numbers = project.cvy(*args, "--numeric", "target", "--json")
+    performance = json.loads(as_numbers.out)["checks"][0]
+    assert performance["status"] == "pass" and performance["values"]["test_r2"] > 0.5, as_numbers
+
+
 def test_a_custom_suite_file_tightens_a_condition(wine: Project) -> None:
     wine.write(
         "gate.yaml",
@@ -234,6 +253,13 @@ def test_a_bad_check_stage_is_reported_at_its_line(project: Project) -> None:
     project.write("conveyor.yaml", "stages:\n  gate:\n    check:\n      suite: data_integrity\n      dta: x.csv\n")
     typo = project.cvy("status")
     assert "unknown field 'dta'" in typo.err and "did you mean 'data'" in typo.err, typo
+    project.write(
+        "conveyor.yaml",
+        "stages:\n  gate:\n    check:\n      suite: data_integrity\n      data: x.csv\n      numeric: rooms\n",
+    )
+    scalar = project.cvy("status")
+    assert "conveyor.yaml:6:" in scalar.err and "a list of column names" in scalar.err, scalar
+    no_traceback(scalar.err)
 
 
 def test_the_api_runs_inside_a_pytest_test() -> None:

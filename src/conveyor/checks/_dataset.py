@@ -53,6 +53,8 @@ class Column:
                 values = pd.to_datetime(self.series, errors="coerce")
                 numbers = values.astype("int64").to_numpy().astype(np.float64)
                 numbers[values.isna().to_numpy()] = np.nan
+            elif self.series.dtype == np.float64:
+                numbers = self.series.to_numpy()  # the frame's own array (read-only), not a copy per column
             else:
                 numbers = pd.to_numeric(self.series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             self._cache["numbers"] = numbers
@@ -92,6 +94,14 @@ def classify(series: pd.Series) -> Kind:
     return "categorical"
 
 
+def _class_like_floats(series: pd.Series) -> bool:
+    """Floats that are few whole numbers, as integer classes become when read with a missing value."""
+    if not types.is_float_dtype(series.dtype):
+        return False
+    values = series.dropna().unique()
+    return 0 < len(values) <= CATEGORICAL_MAX_INTEGERS and bool(np.all(np.mod(values, 1) == 0))
+
+
 class Dataset:
     """A table, its label column and the kind of each feature.
 
@@ -129,6 +139,11 @@ class Dataset:
                 f"{name}: column '{unknown[0]}' is not in the data", hint=f"columns are {_listing(frame.columns)}"
             )
         self.features = [c for c in chosen if c != label]
+        both = [c for c in categorical if c in set(numeric)]
+        if both:
+            raise UsageError(
+                f"{name}: column '{both[0]}' is declared both categorical and numeric", hint="declare it once"
+            )
         self._forced: dict[str, Kind] = {c: "categorical" for c in categorical}
         self._forced.update({c: "numeric" for c in numeric})
         self._columns: dict[str, Column] = {}
@@ -140,6 +155,8 @@ class Dataset:
         if name not in self._columns:
             series = self.frame[name]
             kind = self._forced.get(name) or classify(series)
+            if name == self.label and name not in self._forced and _class_like_floats(series):
+                kind = "categorical"  # 0.0/1.0: a class label read as floats (one value was missing in the CSV)
             self._columns[name] = Column(name, kind, series)
         return self._columns[name]
 
@@ -227,6 +244,7 @@ def as_dataset(
     *,
     label: str | None = None,
     categorical: Sequence[str] = (),
+    numeric: Sequence[str] = (),
     name: str = "data",
 ) -> Dataset:
     """A :class:`Dataset` from a Dataset, a DataFrame or a path to a CSV/Parquet file."""
@@ -235,4 +253,4 @@ def as_dataset(
     if isinstance(data, (str, os.PathLike)):
         name = os.fspath(data) if name == "data" else name
         data = read_table(data)
-    return Dataset(data, label=label, categorical=categorical, name=name)
+    return Dataset(data, label=label, categorical=categorical, numeric=numeric, name=name)

@@ -28,8 +28,9 @@ def target(data: Dataset, predictions: Predictions, also: frozenset[str] = froze
     keep = ~label.missing
     if not keep.any():
         raise CheckSkipped(f"the label column '{data.label}' is entirely missing")
-    y = label.series.to_numpy()[keep]
-    pred = predictions.labels[keep]
+    everything = bool(keep.all())  # the usual case: no copies of the rows
+    y = label.series.to_numpy() if everything else label.series.to_numpy()[keep]
+    pred = predictions.labels if everything else predictions.labels[keep]
     if task == "regression":
         try:
             pred = pred.astype(np.float64)
@@ -43,14 +44,15 @@ def target(data: Dataset, predictions: Predictions, also: frozenset[str] = froze
             f"label '{data.label}' is categorical but the model predicts continuous numbers",
             hint="give a classifier, or the numeric label the regression model was trained on",
         )
-    proba = None if predictions.proba is None else predictions.proba[keep]
+    proba = predictions.proba if predictions.proba is None or everything else predictions.proba[keep]
     return _metrics.encode(task, y, pred, proba, predictions.classes, also)
 
 
 def _test_target(ctx: Context, which: str = "model") -> _metrics.Target:
     if ctx.test is None:
         raise CheckSkipped("no test set given")
-    return target(ctx.test, ctx.predictions(which, "test"))
+    test = ctx.test
+    return ctx.memo(("target", which, "test"), lambda: target(test, ctx.predictions(which, "test")))
 
 
 def _primary(t: _metrics.Target, params: dict[str, Any]) -> tuple[str, bool]:
@@ -121,18 +123,22 @@ def baseline(ctx: Context, params: dict[str, Any]) -> Measured:
     the test set: a model no better than that has learnt nothing."""
     test = _test_target(ctx)
     name, higher = _primary(test, params)
-    fn = _metrics.metric(test.task, name)[0]
+    fn, _higher, needs_proba = _metrics.metric(test.task, name)
     source = ctx.train if ctx.train is not None and ctx.train.label is not None else ctx.test
     assert source is not None and source.label is not None
     label = source.column(source.label)
     if test.task == "classification":
-        counts = label.series.dropna().astype(str).value_counts()
-        guess = counts.index[0]
+        counts: dict[str, int] = {}
+        for value, count in label.series.value_counts(dropna=True).items():  # by value: no string per row
+            cls = _metrics.class_name(value)  # the label 1.0 read from a CSV is the class 1
+            counts[cls] = counts.get(cls, 0) + int(count)
+        guess = max(counts, key=counts.__getitem__)
         index = {str(c): i for i, c in enumerate(test.classes)}
         constant = np.full(test.n, index.get(guess, 0))
         proba = None
-        if test.proba is not None:
-            shares = np.array([counts.get(str(c), 0) / counts.sum() for c in test.classes], dtype=np.float64)
+        if needs_proba and test.proba is not None:
+            total = sum(counts.values())
+            shares = np.array([counts.get(str(c), 0) / total for c in test.classes], dtype=np.float64)
             proba = np.tile(shares, (test.n, 1))
         trivial = _metrics.Target(test.task, test.y, constant, proba, test.classes)
         what = f"always '{guess}'"
@@ -164,7 +170,8 @@ def weak_segments(ctx: Context, params: dict[str, Any]) -> Measured:
     assert ctx.test is not None
     test = _test_target(ctx)
     data = ctx.test
-    keep = ~data.column(data.label).missing  # type: ignore[arg-type]
+    known = ~data.column(data.label).missing  # type: ignore[arg-type]
+    keep = None if known.all() else known  # rows with a label; None: all of them (no copies)
     if test.task == "classification":
         per_row = (test.y == test.pred).astype(np.float64)
         measure, higher = "accuracy", True
@@ -178,7 +185,8 @@ def weak_segments(ctx: Context, params: dict[str, Any]) -> Measured:
         column = data.column(name)
         if column.kind == "text":
             continue
-        bins = binned(column, bins=params["bins"], max_categories=10)[keep]
+        bins = binned(column, bins=params["bins"], max_categories=10)
+        bins = bins if keep is None else bins[keep]
         counts = np.bincount(bins)
         sums = np.bincount(bins, weights=per_row)
         for b in np.flatnonzero(counts >= smallest):
@@ -212,19 +220,22 @@ def weak_segments(ctx: Context, params: dict[str, Any]) -> Measured:
     )
 
 
-def _describe(column: Any, bins: np.ndarray, b: int, keep: np.ndarray) -> str:
+def _describe(column: Any, bins: np.ndarray, b: int, keep: np.ndarray | None) -> str:
     """A readable name for segment ``b`` of a column: a value range, or the category."""
     if column.kind in ("numeric", "datetime"):
-        values = column.numbers[keep][bins == b]
+        values = column.numbers if keep is None else column.numbers[keep]
+        values = values[bins == b]
         finite = values[np.isfinite(values)]
         if len(finite) == 0:
             return "missing"
         return f"in [{finite.min():.4g}, {finite.max():.4g}]"
-    series = column.series[keep][bins == b]
-    values = series.dropna().astype(str).unique()
-    if len(values) == 0:
+    codes, uniques = column.codes()
+    codes = codes if keep is None else codes[keep]
+    present = np.unique(codes[bins == b])
+    present = present[present >= 0]
+    if len(present) == 0:
         return "missing"
-    return f"= {values[0]!r}" if len(values) == 1 else f"other ({len(values)} values)"
+    return f"= {str(uniques[present[0]])!r}" if len(present) == 1 else f"other ({len(present)} values)"
 
 
 @check(

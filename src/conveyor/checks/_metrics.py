@@ -55,7 +55,9 @@ def encode(
     y = np.array([index[n] for n in y_names], dtype=np.int64)[y_codes]
     pred = np.array([index[n] for n in pred_names], dtype=np.int64)[pred_codes]
     aligned = None
-    if proba is not None and proba_classes is not None:
+    if proba is not None and proba_classes is not None and known == classes:
+        aligned = proba  # already one column per class, in class order (the usual case): no copy
+    elif proba is not None and proba_classes is not None:
         aligned = np.zeros((len(y), len(classes)), dtype=np.float64)
         for j, name in enumerate(known):
             aligned[:, index[name]] = proba[:, j]
@@ -98,6 +100,14 @@ def accuracy(t: Target, W: np.ndarray) -> np.ndarray:
 def _per_class(t: Target, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """True positives, predicted and actual counts per class: each (resamples × classes)."""
     k = len(t.classes)
+    if W.shape[0] == 1:  # the plain value: weighted counts, without rows × classes matrices
+        w = W[0].astype(np.float64, copy=False)
+        hit = t.y == t.pred
+
+        def counts(codes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+            return np.bincount(codes, weights=weights, minlength=k).astype(np.float64)[None]  # float even when empty
+
+        return counts(t.y[hit], w[hit]), counts(t.pred, w), counts(t.y, w)
     cols = np.arange(k)
     actual = (t.y[:, None] == cols).astype(np.float64)
     predicted = (t.pred[:, None] == cols).astype(np.float64)
@@ -131,9 +141,9 @@ def f1(t: Target, W: np.ndarray) -> np.ndarray:
 
 def log_loss(t: Target, W: np.ndarray) -> np.ndarray:
     proba = _proba(t)
-    p = np.clip(proba, _EPS, 1 - _EPS)
-    p = p / p.sum(axis=1, keepdims=True)
-    losses = -np.log(p[np.arange(t.n), t.y])
+    clipped = np.clip(proba, _EPS, 1 - _EPS)
+    losses = np.log(clipped.sum(axis=1)) - np.log(clipped[np.arange(t.n), t.y])  # renormalised, as scikit-learn
+    del clipped
     return (W @ losses) / W.sum(axis=1)
 
 
@@ -141,11 +151,11 @@ def brier(t: Target, W: np.ndarray) -> np.ndarray:
     """Binary: mean squared error of the positive class's probability (scikit-learn's); more
     classes: the squared error summed over the classes."""
     proba = _proba(t)
-    onehot = np.zeros_like(proba)
-    onehot[np.arange(t.n), t.y] = 1.0
     if len(t.classes) == 2:
-        return (W @ (proba[:, 1] - onehot[:, 1]) ** 2) / W.sum(axis=1)
-    return (W @ ((proba - onehot) ** 2).sum(axis=1)) / W.sum(axis=1)
+        return (W @ (proba[:, 1] - (t.y == 1)) ** 2) / W.sum(axis=1)
+    # sum over classes of (p - onehot)²: Σp² − 2·p[truth] + 1, without a rows × classes temporary
+    squared = np.einsum("ij,ij->i", proba, proba) - 2 * proba[np.arange(t.n), t.y] + 1
+    return (W @ squared) / W.sum(axis=1)
 
 
 def roc_auc(t: Target, W: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ class Predictions:
     seconds: float = 0.0
 
 
-CHUNK_ROWS = 65_536
+CHUNK_ROWS = 32_768
 
 
 class Model:
@@ -44,44 +44,72 @@ class Model:
             )
 
     def predictions(self, data: Dataset, *, chunk: int = CHUNK_ROWS) -> Predictions:
-        """Predictions for every row, ``chunk`` rows at a time: a model's own copies of its input
-        (a pipeline's encoders, binning) then stay small whatever the number of rows."""
+        """Predictions for every row, ``chunk`` rows at a time, written into arrays sized once: a
+        model's own copies of its input (a pipeline's encoders, binning) then stay small whatever
+        the number of rows, and no list of parts is held beside the result."""
         as_array = hasattr(self.obj, "n_features_in_") and not hasattr(self.obj, "feature_names_in_")
         wants_proba = hasattr(self.obj, "predict") and hasattr(self.obj, "predict_proba")
         wants_proba = wants_proba and data.task == "classification"
-        parts: list[np.ndarray] = []
-        proba_parts: list[np.ndarray] = []
+        n = len(data)
+        labels = _Filler(n, ndim=1)
+        proba = _Filler(n, ndim=2) if wants_proba else None
         try:
-            for start in range(0, max(len(data), 1), chunk):
-                features: Any = data.frame[data.features].iloc[start : start + chunk]
+            for start in range(0, max(n, 1), chunk):
+                # rows first: selecting the columns of the whole frame would copy all of it for every chunk
+                features: Any = data.frame.iloc[start : start + chunk][data.features]
+                rows = len(features)
                 if as_array:
                     features = features.to_numpy()  # fitted on an array: give it one (no feature-name warning)
                 if hasattr(self.obj, "predict"):
-                    parts.append(np.asarray(self.obj.predict(features)))
-                    if wants_proba:
-                        proba_parts.append(np.asarray(self.obj.predict_proba(features), dtype=np.float64))
+                    labels.put(start, rows, np.asarray(self.obj.predict(features)))
+                    if proba is not None:
+                        proba.put(start, rows, np.asarray(self.obj.predict_proba(features), dtype=np.float64))
                 else:
-                    parts.append(np.asarray(self.obj(features)))
-            labels = np.concatenate(parts) if len(parts) > 1 else parts[0]
-            proba = None
-            classes = None
-            if proba_parts:
-                proba = np.concatenate(proba_parts) if len(proba_parts) > 1 else proba_parts[0]
-                classes = np.asarray(getattr(self.obj, "classes_", np.arange(proba.shape[1])))
+                    labels.put(start, rows, np.asarray(self.obj(features)))
         except Exception as exc:  # whatever the model raises is the model's error, reported as such
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(
                 f"{self.name}: predict failed on {data.name}: {type(exc).__name__}: {reason}",
                 hint="check that the model was trained on the same feature columns",
             ) from exc
-        if labels.ndim != 1 or len(labels) != len(data):
+        if labels.wrong is not None or labels.out is None:
+            shape, rows = labels.wrong or ((), n)
             raise ModelError(
-                f"{self.name}: predict returned shape {labels.shape} for {len(data)} rows",
+                f"{self.name}: predict returned shape {shape} for {rows} rows",
                 hint="predict must return one prediction per row",
             )
-        if proba is not None and (proba.ndim != 2 or proba.shape[0] != len(data)):
-            proba = classes = None  # unusable probabilities: evaluate the labels only
-        return Predictions(labels, proba, classes)
+        if proba is None or proba.wrong is not None or proba.out is None:
+            return Predictions(labels.out, None, None)  # no usable probabilities: evaluate the labels only
+        classes = np.asarray(getattr(self.obj, "classes_", np.arange(proba.out.shape[1])))
+        return Predictions(labels.out, proba.out, classes)
+
+
+class _Filler:
+    """A model's output, chunk by chunk, written into one array of ``n`` rows: allocated on the
+    first chunk (its dtype and columns), widened when a later chunk needs a wider dtype (longer
+    strings, say). ``wrong`` keeps the first chunk that is not one row of ``ndim`` dimensions per
+    input row: (its shape, the rows it was given)."""
+
+    def __init__(self, n: int, *, ndim: int) -> None:
+        self.n = n
+        self.ndim = ndim
+        self.out: np.ndarray | None = None
+        self.wrong: tuple[tuple[int, ...], int] | None = None
+
+    def put(self, start: int, rows: int, part: np.ndarray) -> None:
+        if self.wrong is not None:
+            return
+        fits = part.ndim == self.ndim and len(part) == rows
+        if fits and self.out is not None:
+            fits = part.shape[1:] == self.out.shape[1:]
+        if not fits:
+            self.wrong = (part.shape, rows)
+            return
+        if self.out is None:
+            self.out = np.empty((self.n, *part.shape[1:]), dtype=part.dtype)
+        elif part.dtype != self.out.dtype:
+            self.out = self.out.astype(np.result_type(self.out, part))
+        self.out[start : start + rows] = part
 
 
 def load_model(spec: str | os.PathLike[str] | Any, *, name: str | None = None) -> Model:

@@ -91,6 +91,7 @@ class Context:
     schema: Schema | None = None
     seed: int = 0
     _predictions: dict[tuple[str, str], Predictions] = field(default_factory=dict)
+    _memo: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
     def has(self, name: str) -> bool:
         return getattr(self, name) is not None
@@ -103,6 +104,12 @@ class Context:
         if not len(chosen):
             raise _empty(chosen)
         return chosen
+
+    def memo(self, key: tuple[str, ...], compute: Callable[[], Any]) -> Any:
+        """``compute()``, once per suite run: what several checks derive from the same inputs."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def predictions(self, which: str, on: str) -> Predictions:
         """``which`` model's predictions (``"model"`` or ``"champion"``) on ``on`` (``"train"``/``"test"``)."""

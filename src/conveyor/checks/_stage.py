@@ -28,6 +28,7 @@ def run(
     schema: str | None = None,
     label: str | None = None,
     categorical: list[str] | None = None,
+    numeric: list[str] | None = None,
     strict: bool = False,
     seed: int = 0,
 ) -> None:
@@ -42,6 +43,7 @@ def run(
             schema=schema,
             label=label,
             categorical=categorical or (),
+            numeric=numeric or (),
             seed=seed,
         )
         paths = write_reports(result, reports, stem=stage)

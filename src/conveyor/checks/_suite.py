@@ -196,6 +196,7 @@ def run_suite(
     schema: Any = None,
     label: str | None = None,
     categorical: Sequence[str] = (),
+    numeric: Sequence[str] = (),
     seed: int = 0,
     reports: str | os.PathLike[str] | None = None,
 ) -> SuiteResult:
@@ -217,6 +218,7 @@ def run_suite(
                 value,
                 label=label,
                 categorical=categorical,
+                numeric=numeric,
                 name=key if not isinstance(value, (str, os.PathLike)) else "data",
             )
             if isinstance(value, (str, os.PathLike)):

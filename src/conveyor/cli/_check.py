@@ -21,6 +21,9 @@ def register(cli: click.Group) -> None:
 @click.option("--schema", type=click.Path(dir_okay=False), help="A data schema (YAML) to enforce.")
 @click.option("--categorical", multiple=True, metavar="COLUMN", help="Treat COLUMN as categorical (repeatable).")
 @click.option(
+    "--numeric", multiple=True, metavar="COLUMN", help="Treat COLUMN as numbers, a label as regression (repeatable)."
+)
+@click.option(
     "--reports", "report_dir", type=click.Path(file_okay=False), help="Write JSON, Markdown and HTML reports here."
 )
 @click.option("--strict", is_flag=True, help="Warnings fail the gate too.")
@@ -37,6 +40,7 @@ def check_cmd(
     label: str | None,
     schema: str | None,
     categorical: tuple[str, ...],
+    numeric: tuple[str, ...],
     report_dir: str | None,
     strict: bool,
     seed: int,
@@ -61,6 +65,7 @@ def check_cmd(
         label=label,
         schema=schema,
         categorical=categorical,
+        numeric=numeric,
         seed=seed,
         reports=report_dir,
     )
@@ -90,12 +95,15 @@ def check_cmd(
 )
 @click.option("--label", help="The label column.")
 @click.option("--categorical", multiple=True, metavar="COLUMN", help="Treat COLUMN as categorical (repeatable).")
-def schema_cmd(data: str, output: str, label: str | None, categorical: tuple[str, ...]) -> None:
+@click.option("--numeric", multiple=True, metavar="COLUMN", help="Treat COLUMN as numbers (repeatable).")
+def schema_cmd(
+    data: str, output: str, label: str | None, categorical: tuple[str, ...], numeric: tuple[str, ...]
+) -> None:
     """Infer the schema DATA satisfies and write it to a YAML file to review and commit."""
     from conveyor import checks
 
     schema = checks.infer_schema(
-        checks.Dataset(checks.read_table(data), label=label, categorical=categorical, name=data)
+        checks.Dataset(checks.read_table(data), label=label, categorical=categorical, numeric=numeric, name=data)
     )
     schema.write(output)
     click.echo(f"wrote {output}: {len(schema.columns)} columns; review it, then enforce it with --schema")

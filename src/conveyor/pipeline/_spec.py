@@ -34,6 +34,7 @@ _CHECK_FIELDS = (
     "schema",
     "label",
     "categorical",
+    "numeric",
     "reports",
     "strict",
     "seed",
@@ -671,8 +672,8 @@ class _Builder:
                 self.expect(spec[key], str, (*where, key), "a string", f"{key}: path")
         if not any(k in spec for k in ("data", "train", "test")):
             raise self.error(where, "no data to check", "add data: PATH, or train: and test:", key=True)
-        categorical = spec.get("categorical", [])
-        self.expect(categorical, list, (*where, "categorical"), "a list of column names", "categorical: [city]")
+        for key, example in (("categorical", "categorical: [city]"), ("numeric", "numeric: [rooms]")):
+            self.expect(spec.get(key, []), list, (*where, key), "a list of column names", example)
         reports = spec.get("reports", "reports")
         deps = list(self.strings(body, "deps", path))
         for key in ("data", "train", "test", "model", "champion", "schema"):
