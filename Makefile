@@ -25,7 +25,7 @@ test: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests bench demo
 	$(BIN)/ruff format --check src tests bench demo
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	pg_url="$$($(BIN)/python tests/_postgres.py)" && CONVEYOR_TEST_PG_URL="$$pg_url" $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests bench demo

@@ -132,6 +132,23 @@ def render() -> str:
         func = getattr(store, meth)
         signature = str(inspect.signature(func)).replace("'", "")
         parts.append(f"- `RunStore.{meth}{signature}`: {_doc(func).splitlines()[0] if _doc(func) else ''}")
+    parts.append("\n## Model registry (`conveyor.registry`)\n")
+    import conveyor.registry as registry
+
+    parts.append(f"{_doc(registry)}\n")
+    reg = registry.Registry
+    parts.append(f"### `conveyor.registry.Registry`\n\n{_doc(reg)}\n")
+    methods = ("open", "register", "models", "model", "versions", "get", "promote", "rollback", "remove_alias")
+    methods += ("history", "alias_at", "set_tag", "describe", "checks_of", "judge", "artifact_path", "load")
+    for meth in methods:
+        func = getattr(reg, meth)
+        signature = str(inspect.signature(func)).replace("'", "")
+        parts.append(f"- `Registry.{meth}{signature}`: {_doc(func).splitlines()[0] if _doc(func) else ''}")
+    parts.append("")
+    for name in ("ModelVersion", "ModelInfo", "AliasMove", "CheckRecord", "Lineage", "Signature"):
+        obj = getattr(registry, name)
+        fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(obj))
+        parts.append(f"- **`conveyor.registry.{name}`**: {_doc(obj).splitlines()[0]} Fields: {fields}.")
     parts.append("\n## Workspace\n")
     ws = conveyor.Workspace
     parts.append(f"### `conveyor.Workspace`\n\n{_doc(ws)}\n")

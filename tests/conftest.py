@@ -14,6 +14,8 @@ import pytest
 
 from conveyor.cli import main
 
+pytest_plugins = ["db_fixtures"]  # database_url, postgres_url, ... (tests/db_fixtures.py)
+
 CONVEYOR_BIN = str(Path(sys.executable).with_name("conveyor"))
 
 

@@ -75,18 +75,13 @@ def test_schema_then_a_passing_gate_then_a_failing_one(wine: Project) -> None:
 
 
 def test_model_evaluation_and_champion_challenger_from_model_files(wine: Project) -> None:
-    result = wine.cvy(
-        "check",
-        "model_evaluation",
-        "--train",
-        "train.csv",
-        "--test",
-        "test.csv",
-        "--model",
-        "model.pkl",
-        "--label",
-        "target",
-    )
+    args = ["check", "model_evaluation", "--train", "train.csv", "--test", "test.csv", "--model", "model.pkl"]
+    refused = wine.cvy(*args, "--label", "target")
+    assert refused.code == 65, refused
+    assert "model.pkl: a joblib file runs code when loaded, and nothing vouches for it" in refused.err
+    assert "--trust" in refused.err
+    no_traceback(refused.err)
+    result = wine.cvy(*args, "--label", "target", "--trust")
     assert result.code == 0, result
     assert "Model performance: test accuracy" in result.out
     gate = wine.cvy(
@@ -101,6 +96,7 @@ def test_model_evaluation_and_champion_challenger_from_model_files(wine: Project
         "--label",
         "target",
         "--json",
+        "--trust",
     )
     assert gate.code == 1, gate
     report = json.loads(gate.out)
@@ -139,7 +135,7 @@ def test_a_whole_number_label_is_regression_when_declared_numeric(project: Proje
     data = pd.DataFrame({"x": x, "target": np.clip(np.round(2 + x), 0, 4).astype(np.float64)})
     data.to_csv(project.root / "test.csv", index=False)
     joblib.dump(Ridge().fit(data[["x"]], data["target"]), project.root / "ridge.pkl")
-    args = ["check", "model_evaluation", "--test", "test.csv", "--model", "ridge.pkl", "--label", "target"]
+    args = ["check", "model_evaluation", "--test", "test.csv", "--model", "ridge.pkl", "--label", "target", "--trust"]
     as_classes = project.cvy(*args, "--json")
     assert as_classes.code == 1, as_classes
     performance = json.loads(as_classes.out)["checks"][0]

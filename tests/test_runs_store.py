@@ -1,4 +1,4 @@
-"""The run store (``.conveyor/runs/runs.db``) and ``conveyor runs list|show|compare``, on real SQLite files."""
+"""The run store (``.conveyor/store/conveyor.db`` by default) and ``conveyor runs list|show|compare``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +32,7 @@ from conveyor.store import (
     installed_distributions,
     new_run_id,
 )
-from conveyor.store._runs import SCHEMA_VERSION
+from conveyor.store._schema import HEAD
 from conveyor.workspace import Workspace
 
 T0 = 1_790_000_000.0  # 2026-09-21, a fixed start for runs made in tests
@@ -80,9 +81,18 @@ def record(store: RunStore, run: RunRecord) -> None:
         store.finish_run(run.id, status=run.status, ended_at=run.ended_at, metrics=run.metrics)
 
 
-def raw(path: Path, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-    """Run SQL on the database directly (to fake what only another host or version could do)."""
-    conn = sqlite3.connect(path)
+def raw(db: Path | str, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+    """Run SQL on the database directly (to fake what only another host or version could do):
+    a SQLite file's path, or a URL (``?`` placeholders either way)."""
+    if isinstance(db, str) and not db.startswith("sqlite:"):
+        engine = sa.create_engine(db)
+        try:
+            with engine.begin() as conn:
+                result = conn.exec_driver_sql(sql.replace("?", "%s"), args)
+                return [tuple(row) for row in result] if result.returns_rows else []
+        finally:
+            engine.dispose()
+    conn = sqlite3.connect(db if isinstance(db, Path) else sa.make_url(db).database or "")
     try:
         with conn:
             return conn.execute(sql, args).fetchall()
@@ -91,14 +101,20 @@ def raw(path: Path, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
+def db(database_url: str) -> str:
+    """The same tests on a SQLite file and on a throw-away PostgreSQL database."""
+    return database_url
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Path:
     return tmp_path / "runs.db"
 
 
 # -- recording and reading back ----------------------------------------------------------------
 
 
-def test_a_run_round_trips_with_stages_params_and_metrics(db: Path) -> None:
+def test_a_run_round_trips_with_stages_params_and_metrics(db: str) -> None:
     run = make_run(new_run_id(T0), T0)
     run.stages.append(StageRecord("evaluate", "failed", T0 + 12.5, 0.5, attempts=3, error="exit code 1\nTraceback"))
     run.status = "failed"
@@ -110,14 +126,14 @@ def test_a_run_round_trips_with_stages_params_and_metrics(db: Path) -> None:
         assert store.count_runs() == 1
 
 
-def test_start_run_records_a_whole_record_at_once(db: Path) -> None:
+def test_start_run_records_a_whole_record_at_once(db: str) -> None:
     run = make_run("20260101-000000-aaaaaa", T0)
     with RunStore(db) as store:
         store.start_run(run)
         assert store.get_run("latest") == run
 
 
-def test_a_stage_recorded_again_is_replaced_in_place(db: Path) -> None:
+def test_a_stage_recorded_again_is_replaced_in_place(db: str) -> None:
     with RunStore(db) as store:
         store.start_run(make_run("r1", T0, status="running", stages=[]))
         store.record_stage("r1", StageRecord("a", "failed", T0, 1.0, outs={"x": HASH_A}, error="boom"))
@@ -128,7 +144,7 @@ def test_a_stage_recorded_again_is_replaced_in_place(db: Path) -> None:
     assert stages[0] == StageRecord("a", "ran", T0 + 2, 3.0, attempts=2, outs={"y": HASH_B})
 
 
-def test_finish_run_replaces_the_metrics(db: Path) -> None:
+def test_finish_run_replaces_the_metrics(db: str) -> None:
     with RunStore(db) as store:
         store.start_run(make_run("r1", T0, status="running", stages=[]))
         store.finish_run("r1", status="succeeded", ended_at=T0 + 5, metrics={"m:a": 1})
@@ -137,7 +153,7 @@ def test_finish_run_replaces_the_metrics(db: Path) -> None:
     assert (run.status, run.ended_at, run.duration, run.metrics) == ("succeeded", T0 + 6, 6.0, {"m:b": 2.5})
 
 
-def test_mistakes_of_the_caller_are_refused(db: Path) -> None:
+def test_mistakes_of_the_caller_are_refused(db: str) -> None:
     with RunStore(db) as store:
         store.start_run(make_run("r1", T0, status="running", stages=[]))
         with pytest.raises(UsageError, match="already recorded"):
@@ -153,7 +169,7 @@ def test_mistakes_of_the_caller_are_refused(db: Path) -> None:
         assert store.get_run("r1").stages == []  # nothing half-written
 
 
-def test_values_that_are_not_json_are_kept_as_text(db: Path) -> None:
+def test_values_that_are_not_json_are_kept_as_text(db: str) -> None:
     import datetime
 
     with RunStore(db) as store:
@@ -163,7 +179,7 @@ def test_values_that_are_not_json_are_kept_as_text(db: Path) -> None:
         assert store.get_run("r1").params == {"when": "2026-01-02", "tags": ["a", "b"], "pair": [1, 2]}
 
 
-def test_stages_may_be_recorded_from_another_thread(db: Path) -> None:
+def test_stages_may_be_recorded_from_another_thread(db: str) -> None:
     with RunStore(db) as store:
         store.start_run(make_run("r1", T0, status="running", stages=[]))
         errors: list[BaseException] = []
@@ -188,8 +204,8 @@ json_values = st.recursive(
 )
 
 
-def test_params_and_metrics_round_trip_any_json_value(tmp_path: Path) -> None:
-    with RunStore(tmp_path / "runs.db") as store:
+def test_params_and_metrics_round_trip_any_json_value(db: str) -> None:
+    with RunStore(db) as store:
 
         @settings(max_examples=150, deadline=None)
         @given(
@@ -201,13 +217,14 @@ def test_params_and_metrics_round_trip_any_json_value(tmp_path: Path) -> None:
             store.start_run(RunRecord(run_id, T0, params=params))
             store.finish_run(run_id, status="succeeded", ended_at=T0 + 1, metrics=metrics)
             got = store.get_run(run_id)
-            assert got.params == params
-            assert got.metrics == metrics
+            # keys are text columns, and PostgreSQL's text holds no NUL: it becomes U+FFFD on both
+            assert got.params == {k.replace("\x00", "\ufffd"): v for k, v in params.items()}
+            assert got.metrics == {k.replace("\x00", "\ufffd"): v for k, v in metrics.items()}
 
         check()
 
 
-def test_non_finite_metrics_round_trip(db: Path) -> None:
+def test_non_finite_metrics_round_trip(db: str) -> None:
     with RunStore(db) as store:
         store.start_run(RunRecord("r1", T0))
         metrics = {"nan": math.nan, "inf": -math.inf, "big": 10**400}
@@ -219,7 +236,7 @@ def test_non_finite_metrics_round_trip(db: Path) -> None:
 # -- finding runs ------------------------------------------------------------------------------
 
 
-def test_runs_are_found_by_unique_prefix_or_latest(db: Path) -> None:
+def test_runs_are_found_by_unique_prefix_or_latest(db: str) -> None:
     with RunStore(db) as store:
         for run_id, start in (
             ("20260101-000000-aaaaaa", T0 + 2),  # started last, though not the largest id
@@ -244,12 +261,12 @@ def test_runs_are_found_by_unique_prefix_or_latest(db: Path) -> None:
             store.get_run("")
 
 
-def test_latest_of_an_empty_store_says_so(db: Path) -> None:
+def test_latest_of_an_empty_store_says_so(db: str) -> None:
     with RunStore(db) as store, pytest.raises(UsageError, match="no runs recorded yet"):
         store.get_run("latest")
 
 
-def test_list_is_newest_first_with_limit_offset_and_status(db: Path) -> None:
+def test_list_is_newest_first_with_limit_offset_and_status(db: str) -> None:
     starts = [T0 + 30, T0, T0 + 50, T0 + 10, T0 + 40]
     statuses = ["succeeded", "failed", "succeeded", "failed", "succeeded"]
     with RunStore(db) as store:
@@ -272,7 +289,7 @@ _CHILD = """
 import sys, time
 from pathlib import Path
 from conveyor.store import RunRecord, RunStore, StageRecord
-store = RunStore(Path(sys.argv[1]))
+store = RunStore(sys.argv[1])
 store.start_run(RunRecord("doomed", time.time() - 10, targets=["train"]))
 store.record_stage("doomed", StageRecord("prepare", "ran", time.time() - 10, 4.0, outs={"p.csv": "ab" * 32}))
 print("ready", flush=True)
@@ -280,7 +297,7 @@ time.sleep(60)
 """
 
 
-def test_a_run_whose_process_was_killed_shows_as_interrupted(db: Path) -> None:
+def test_a_run_whose_process_was_killed_shows_as_interrupted(db: str) -> None:
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(db)], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
@@ -303,7 +320,7 @@ def test_a_run_whose_process_was_killed_shows_as_interrupted(db: Path) -> None:
             child.stdout.close()
 
 
-def test_a_dead_pid_is_interrupted_on_open_but_not_a_run_of_another_host(db: Path) -> None:
+def test_a_dead_pid_is_interrupted_on_open_but_not_a_run_of_another_host(db: str) -> None:
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(finished.stdout)
     with RunStore(db) as store:
@@ -322,7 +339,7 @@ def test_a_dead_pid_is_interrupted_on_open_but_not_a_run_of_another_host(db: Pat
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
-def test_a_reused_pid_does_not_keep_a_dead_run_running(db: Path) -> None:
+def test_a_reused_pid_does_not_keep_a_dead_run_running(db: str) -> None:
     with RunStore(db) as store:
         store.start_run(RunRecord("r1", T0))
     # Our pid, but a process that started at another moment: the run's own process is gone.
@@ -335,7 +352,7 @@ _WRITER = """
 import sys, time
 from pathlib import Path
 from conveyor.store import RunRecord, RunStore, StageRecord, new_run_id
-store = RunStore(Path(sys.argv[1]))
+store = RunStore(sys.argv[1])
 print("ready", flush=True)
 while True:
     run_id = new_run_id()
@@ -348,7 +365,7 @@ while True:
 
 
 @pytest.mark.slow
-def test_a_writer_killed_at_any_moment_leaves_a_consistent_store(db: Path) -> None:
+def test_a_writer_killed_at_any_moment_leaves_a_consistent_store(db: str) -> None:
     import random
 
     rng = random.Random(7)
@@ -360,7 +377,8 @@ def test_a_writer_killed_at_any_moment_leaves_a_consistent_store(db: Path) -> No
         child.kill()
         child.wait()
         child.stdout.close()
-    assert raw(db, "PRAGMA integrity_check") == [("ok",)]
+    if db.startswith("sqlite:"):
+        assert raw(db, "PRAGMA integrity_check") == [("ok",)]
     assert raw(db, "SELECT COUNT(*) FROM run_params GROUP BY run_id HAVING COUNT(*) != 50") == []
     assert raw(db, "SELECT COUNT(*) FROM run_outs GROUP BY run_id, stage HAVING COUNT(*) != 50") == []
     assert raw(db, "SELECT COUNT(*) FROM run_metrics GROUP BY run_id HAVING COUNT(*) != 50") == []
@@ -374,35 +392,36 @@ def test_a_writer_killed_at_any_moment_leaves_a_consistent_store(db: Path) -> No
 # -- the database file -----------------------------------------------------------------------
 
 
-def test_a_database_of_a_newer_schema_is_refused_and_left_alone(db: Path) -> None:
+def test_a_database_of_a_newer_schema_is_refused_and_left_alone(db: str) -> None:
     RunStore(db).close()
-    raw(db, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    before = db.read_bytes()
+    raw(db, "UPDATE alembic_version SET version_num = '9999_future'")
+    tables = raw(db, "SELECT COUNT(*) FROM alembic_version")
     with pytest.raises(WorkspaceError) as refused:
         RunStore(db)
-    assert f"schema version {SCHEMA_VERSION + 1} is newer" in refused.value.message
+    assert "is at revision '9999_future', newer than this conveyor" in refused.value.message
     assert "upgrade conveyor" in (refused.value.hint or "")
     assert refused.value.exit_code == 2
-    assert db.read_bytes() == before
+    assert raw(db, "SELECT version_num FROM alembic_version") == [("9999_future",)]
+    assert raw(db, "SELECT COUNT(*) FROM alembic_version") == tables
 
 
-def test_an_empty_file_becomes_a_store_and_wal_mode_is_on(db: Path) -> None:
-    db.touch()
-    with RunStore(db) as store:
+def test_an_empty_file_becomes_a_store_and_wal_mode_is_on(sqlite_db: Path) -> None:
+    sqlite_db.touch()
+    with RunStore(sqlite_db) as store:
         store.start_run(RunRecord("r1", T0))
-    assert raw(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-    assert raw(db, "PRAGMA journal_mode") == [("wal",)]
-    tables = {row[0] for row in raw(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"runs", "run_stages", "run_outs", "run_params", "run_metrics"}
+    assert raw(sqlite_db, "SELECT version_num FROM alembic_version") == [(HEAD,)]
+    assert raw(sqlite_db, "PRAGMA journal_mode") == [("wal",)]
+    tables = {row[0] for row in raw(sqlite_db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"runs", "run_stages", "run_outs", "run_deps", "run_params", "run_metrics", "models"} <= tables
 
 
-def test_a_damaged_database_is_reported_not_replaced(db: Path) -> None:
-    db.write_bytes(b"this is not a database" * 100)
+def test_a_damaged_database_is_reported_not_replaced(sqlite_db: Path) -> None:
+    sqlite_db.write_bytes(b"this is not a database" * 100)
     with pytest.raises(CorruptFileError, match="not a database") as damaged:
-        RunStore(db)
+        RunStore(sqlite_db)
     assert "move the file aside" in damaged.value.format_message()
     assert damaged.value.exit_code == 65
-    assert db.read_bytes().startswith(b"this is not")
+    assert sqlite_db.read_bytes().startswith(b"this is not")
 
 
 def test_looking_does_not_create_the_database(tmp_path: Path) -> None:
@@ -510,7 +529,7 @@ def populate(project: Project) -> list[RunRecord]:
 def test_runs_list_on_an_empty_workspace_is_friendly(project: Project) -> None:
     assert project.ok("runs", "list") == "No runs recorded yet; 'conveyor run' records one.\n"
     assert project.ok("runs", "list", "--json") == "[]\n"
-    assert not (project.root / ".conveyor" / "runs" / "runs.db").exists()
+    assert not (project.root / ".conveyor" / "store" / "conveyor.db").exists()
 
 
 def test_runs_list_shows_a_table_newest_first(project: Project) -> None:
@@ -631,11 +650,11 @@ def test_runs_compare_needs_two_runs(project: Project) -> None:
 
 def test_runs_commands_refuse_a_newer_database_in_one_line(project: Project) -> None:
     populate(project)
-    raw(project.root / ".conveyor" / "runs" / "runs.db", f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw(project.root / ".conveyor" / "store" / "conveyor.db", "UPDATE alembic_version SET version_num = '9999_x'")
     result = project.run("runs", "list")
     assert result.code == 2
     lines = result.err.splitlines()
-    assert len(lines) == 1 and "is newer than this conveyor" in lines[0] and "upgrade conveyor" in lines[0]
+    assert len(lines) == 1 and "newer than this conveyor" in lines[0] and "upgrade conveyor" in lines[0]
 
 
 def test_runs_db_is_ignored_by_git(project: Project) -> None:
@@ -671,3 +690,101 @@ def test_compare_runs_tells_added_removed_changed_and_same() -> None:
     assert "same " not in text
     assert re.search(r"both\s+4\.00s ran\s+1\.00s restored\s*\n", text)
     assert "metrics: none" in text
+
+
+# -- the run store of an older conveyor ----------------------------------------------------------
+
+# The layout of the SQLite-only run store (PRAGMA user_version 1) that came before the SQL store,
+# frozen here as it shipped.
+LEGACY_SCHEMA = """
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    status TEXT NOT NULL,
+    git_commit TEXT,
+    dirty INTEGER NOT NULL DEFAULT 0,
+    targets TEXT NOT NULL DEFAULT '[]',
+    command TEXT NOT NULL DEFAULT '',
+    environment TEXT NOT NULL DEFAULT '{}',
+    host TEXT NOT NULL DEFAULT '',
+    pid INTEGER,
+    process_start TEXT
+);
+CREATE INDEX runs_started_at ON runs (started_at);
+CREATE INDEX runs_status_started_at ON runs (status, started_at);
+CREATE TABLE run_stages (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    duration REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    error TEXT,
+    PRIMARY KEY (run_id, name)
+);
+CREATE INDEX run_stages_started_at ON run_stages (started_at);
+CREATE TABLE run_outs (
+    run_id TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    path TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (run_id, stage, path),
+    FOREIGN KEY (run_id, stage) REFERENCES run_stages (run_id, name) ON DELETE CASCADE
+);
+CREATE INDEX run_outs_hash ON run_outs (hash);
+CREATE TABLE run_params (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE run_metrics (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    number REAL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE INDEX run_metrics_key_number ON run_metrics (key, number);
+"""
+
+
+def test_the_run_store_of_an_older_conveyor_is_adopted_once_and_left_in_place(project: Project) -> None:
+    legacy = project.root / ".conveyor" / "runs" / "runs.db"
+    legacy.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(legacy)
+    conn.executescript(LEGACY_SCHEMA)
+    conn.execute(
+        "INSERT INTO runs (id, started_at, ended_at, status, targets, command, environment)"
+        " VALUES ('20250101-000000-abcdef', 1735689600, 1735689610, 'succeeded', '[]', 'conveyor run', '{}')"
+    )
+    conn.execute("INSERT INTO run_metrics VALUES ('20250101-000000-abcdef', 'm:acc', '0.9', 0.9)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    before = legacy.read_bytes()
+    assert "20250101-000000-abcdef" in project.ok("runs", "list")
+    with RunStore.open(Workspace.find(project.root)) as store:
+        assert store.get_run("2025").metrics == {"m:acc": 0.9}
+        store.start_run(RunRecord("20260101-000000-fedcba", T0))
+    new = project.root / ".conveyor" / "store" / "conveyor.db"
+    assert raw(new, "SELECT version_num FROM alembic_version") == [(HEAD,)]
+    assert legacy.read_bytes() == before  # left alone, unread from now on
+    shown = project.ok("runs", "list")
+    assert "20250101-000000-abcdef" in shown and "20260101-000000-fedcba" in shown
+
+
+def test_each_stage_records_the_hashes_of_its_deps(project: Project) -> None:
+    project.write("input.txt", "hello\n")
+    project.write(
+        "conveyor.yaml",
+        "stages:\n  copy:\n    cmd: cp input.txt output.txt\n    deps: [input.txt]\n    outs: [output.txt]\n",
+    )
+    assert project.run("run").code == 0
+    with RunStore.open(Workspace.find(project.root)) as store:
+        stage = store.get_run("latest").stages[0]
+        assert set(stage.deps) == {"input.txt"} and len(stage.deps["input.txt"]) == 64
+        assert stage.outs["output.txt"] == stage.deps["input.txt"]  # the same bytes
+        assert store.runs_producing(stage.outs["output.txt"])[0][1:] == ("copy", "output.txt")

@@ -58,6 +58,7 @@ class Key:
     parse: Callable[[Any], Any]
     default: Any
     help: str
+    env: str | None = None  # the environment variable, when not CONVEYOR_<KEY>
 
 
 KEYS: dict[str, Key] = {
@@ -78,6 +79,14 @@ KEYS: dict[str, Key] = {
         ),
         Key("core.no_scm", _parse_bool, False, "allow a workspace outside git"),
         Key("core.remote", _parse_str, None, "the remote push, fetch and pull use by default"),
+        Key(
+            "store.url",
+            _parse_str,
+            None,
+            "the database of runs and the model registry: sqlite:///PATH or postgresql://USER@HOST/DB "
+            "(default .conveyor/store/conveyor.db)",
+            env="CONVEYOR_DB",
+        ),
     )
 }
 
@@ -110,6 +119,13 @@ def _remote_key(key: str) -> Key | None:
         hint = did_you_mean(option, REMOTE_OPTIONS) or f"known options: {', '.join(REMOTE_OPTIONS)}"
         raise UsageError(f"unknown remote option '{option}'", hint=hint)
     return Key(key, _parse_str, None, REMOTE_OPTIONS[option])
+
+
+def _has_password(url: Any) -> bool:
+    """Whether a database URL carries a password (``scheme://user:password@host``)."""
+    import re
+
+    return isinstance(url, str) and re.search(r"//[^/@:]*:[^/@]+@", url) is not None
 
 
 def _env_name(key: str) -> str:
@@ -175,11 +191,18 @@ class Config:
                         hint="move it to .conveyor/config.local ('conveyor remote modify NAME OPTION VALUE --local') "
                         "and remove it from the file and from git history",
                     )
+                if layer.name == "config" and key == "store.url" and _has_password(raw):
+                    raise UsageError(
+                        f"{layer}: 'store.url' holds a password in the committed config",
+                        hint="set it in .conveyor/config.local ('conveyor config store.url URL --local') or in "
+                        "CONVEYOR_DB, or use the server's own password file (~/.pgpass)",
+                    )
                 self._values[key] = self._parse(key, raw, str(layer))
-        for key in KEYS:
-            raw = self._env.get(_env_name(key))
+        for key, spec in KEYS.items():
+            name = spec.env or _env_name(key)
+            raw = self._env.get(name)
             if raw is not None:
-                self._values[key] = self._parse(key, raw, f"environment variable {_env_name(key)}")
+                self._values[key] = self._parse(key, raw, f"environment variable {name}")
 
     @staticmethod
     def _parse(key: str, raw: Any, where: str) -> Any:

@@ -173,7 +173,7 @@ class Dataset:
     @functools.cached_property
     def row_hashes(self) -> np.ndarray:
         """A 64-bit hash per row of the features (not the label): equal rows, equal hashes."""
-        return _hash_rows(self.frame[self.features])
+        return _hash_rows(self.frame, self.features)
 
     @functools.cached_property
     def full_row_hashes(self) -> np.ndarray:
@@ -191,14 +191,30 @@ class Dataset:
         return "classification"
 
 
-def _hash_rows(frame: pd.DataFrame) -> np.ndarray:
+def _hash_rows(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> np.ndarray:
     """A 64-bit hash per row, by value: 1 and 1.0 hash alike (a column read as float because one
     value is missing still matches the same column read as integers)."""
-    by_value = {
-        name: (series.astype("float64") if types.is_numeric_dtype(series.dtype) else series)
-        for name, series in frame.items()
-    }
-    return pd.util.hash_pandas_object(pd.DataFrame(by_value), index=False).to_numpy()
+    # Column by column into one running hash (the mixing of pandas' combine_hash_arrays): only
+    # one column's temporaries live at a time, never a converted copy of the whole frame.
+    # ``columns`` are read one by one: ``frame[columns]`` would copy them all (pandas before copy-on-write).
+    names = list(frame.columns) if columns is None else list(columns)
+    out = np.full(len(frame), 0x345678, dtype=np.uint64)
+    mult = np.uint64(1000003)
+    count = len(names)
+    with np.errstate(over="ignore"):
+        for i, name in enumerate(names):
+            series = frame[name]
+            if series.dtype == np.float64:
+                values: pd.Series = series
+            elif types.is_numeric_dtype(series.dtype):
+                values = series.astype("float64")
+            else:
+                values = series
+            out ^= pd.util.hash_pandas_object(values, index=False).to_numpy()
+            out *= mult
+            mult += np.uint64(82520 + 2 * (count - i))
+        out += np.uint64(97531)
+    return out
 
 
 def category_keys(series: pd.Series) -> pd.Series:

@@ -200,11 +200,18 @@ def conflicting_labels(ctx: Context, params: dict[str, Any]) -> Measured:
     ds = _labelled(ctx.reference())
     label = ds.column(ds.label)  # type: ignore[arg-type]
     codes, _ = label.codes()
-    frame = pd.DataFrame({"h": ds.row_hashes, "y": codes})
-    labels_per_row = frame.groupby("h", sort=False)["y"].transform("nunique").to_numpy()
-    conflicted = labels_per_row > 1
-    count = int(conflicted.sum())
-    groups = int(frame.loc[conflicted, "h"].nunique()) if count else 0
+    known = codes >= 0  # a missing label conflicts with nothing
+    hashes, labels = ds.row_hashes[known], codes[known]
+    # sorted by features then label: a group of identical features conflicts when its label changes inside it
+    order = np.lexsort((labels, hashes))
+    hashes, labels = hashes[order], labels[order]
+    del order
+    starts = np.r_[True, hashes[1:] != hashes[:-1]]
+    group = np.cumsum(starts) - 1
+    distinct = np.bincount(group, weights=starts | np.r_[True, labels[1:] != labels[:-1]])
+    conflicted = distinct > 1
+    count = int(np.count_nonzero(conflicted[group]))
+    groups = int(np.count_nonzero(conflicted))
     share = count / len(ds) if len(ds) else 0.0
     summary = (
         f"{count:,} row(s) in {groups:,} group(s) of identical features carry different labels ({share:.2%})"

@@ -31,15 +31,26 @@ def run(
     numeric: list[str] | None = None,
     strict: bool = False,
     seed: int = 0,
+    trust: bool = False,
 ) -> None:
+    import os
+
+    # this process is a shell over the checks, as the CLI is: it may reach the registry and the store
+    from conveyor.registry._checking import ModelInputs, record_result
+    from conveyor.workspace import Workspace
+
     try:
+        ws = Workspace.find()
+        inputs = ModelInputs(ws, trust=trust)
+        for role, spec in (("data", data), ("train", train), ("test", test), ("schema", schema)):
+            inputs.data(role, spec)
         result = run_suite(
             Suite.from_spec(suite, name=stage),
             data=data,
             train=train,
             test=test,
-            model=model,
-            champion=champion,
+            model=inputs.model(model, "model"),
+            champion=inputs.model(champion, "champion"),
             schema=schema,
             label=label,
             categorical=categorical or (),
@@ -50,6 +61,7 @@ def run(
     except ConveyorError as exc:
         print(f"error: {exc.format_message()}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    record_result(ws, result, inputs.files, stage=stage, run_id=os.environ.get("CONVEYOR_RUN_ID"))
     failed = not result.passed or (strict and result.status == "warn")
     for line in summary_lines(result, failed=failed):
         print(line)

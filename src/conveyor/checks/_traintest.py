@@ -171,8 +171,8 @@ def train_test_overlap(ctx: Context, params: dict[str, Any]) -> Measured:
         raise CheckSkipped("no feature in common")
     from conveyor.checks._dataset import _hash_rows
 
-    a = _hash_rows(train.frame[shared])
-    b = _hash_rows(test.frame[shared])
+    a = _hash_rows(train.frame, shared)
+    b = _hash_rows(test.frame, shared)
     inside = np.isin(b, a)
     share = float(inside.mean())
     count = int(inside.sum())

@@ -18,6 +18,7 @@ from conveyor.cli._check import register as _register_check
 from conveyor.cli._data import register as _register_data
 from conveyor.cli._import_dvc import register as _register_import_dvc
 from conveyor.cli._metrics import register as _register_metrics
+from conveyor.cli._model import register as _register_model
 from conveyor.cli._pipeline import register as _register_pipeline
 from conveyor.cli._remote import register as _register_remote
 from conveyor.cli._runs import register as _register_runs
@@ -54,6 +55,7 @@ _register_runs(cli)
 _register_import_dvc(cli)
 _register_check(cli)
 _register_remote(cli)
+_register_model(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

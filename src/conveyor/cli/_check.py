@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
+
+if TYPE_CHECKING:
+    from conveyor.workspace import Workspace
 
 
 def register(cli: click.Group) -> None:
@@ -15,8 +20,11 @@ def register(cli: click.Group) -> None:
 @click.option("--data", type=click.Path(dir_okay=False), help="The data set (CSV or Parquet) for data checks.")
 @click.option("--train", type=click.Path(dir_okay=False), help="The training (reference) set.")
 @click.option("--test", type=click.Path(dir_okay=False), help="The test (current) set.")
-@click.option("--model", help="The model: a pickle/joblib file, or module:function.")
-@click.option("--champion", help="The model to compare against (champion_challenger).")
+@click.option(
+    "--model", help="The model: NAME@ALIAS or NAME:VERSION of the registry, a model file, or module:function."
+)
+@click.option("--champion", help="The model to compare against (champion_challenger), given the same ways.")
+@click.option("--trust", is_flag=True, help="Load pickle files that nothing vouches for (they run code when loaded).")
 @click.option("--label", help="The label column.")
 @click.option("--schema", type=click.Path(dir_okay=False), help="A data schema (YAML) to enforce.")
 @click.option("--categorical", multiple=True, metavar="COLUMN", help="Treat COLUMN as categorical (repeatable).")
@@ -37,6 +45,7 @@ def check_cmd(
     test: str | None,
     model: str | None,
     champion: str | None,
+    trust: bool,
     label: str | None,
     schema: str | None,
     categorical: tuple[str, ...],
@@ -54,14 +63,20 @@ def check_cmd(
     """
     from conveyor import checks
     from conveyor.checks._suite import suite_from_argument
+    from conveyor.registry._checking import ModelInputs, record_result
 
+    chosen = suite_from_argument(suite)
+    ws = _workspace_or_none()
+    inputs = ModelInputs(ws, trust=trust)
+    for role, spec in (("data", data), ("train", train), ("test", test), ("schema", schema)):
+        inputs.data(role, spec)
     result = checks.run_suite(
-        suite_from_argument(suite),
+        chosen,
         data=data,
         train=train,
         test=test,
-        model=model,
-        champion=champion,
+        model=inputs.model(model, "model"),
+        champion=inputs.model(champion, "champion"),
         label=label,
         schema=schema,
         categorical=categorical,
@@ -69,6 +84,7 @@ def check_cmd(
         seed=seed,
         reports=report_dir,
     )
+    record_result(ws, result, inputs.files)
     failed = not result.passed or (strict and result.status == "warn")
     if as_json:
         click.echo(checks.to_json(result), nl=False)
@@ -86,6 +102,17 @@ def check_cmd(
             f"check {result.suite} failed: {', '.join(problems)}{where}",
             hint="fix the data or the model, or change the conditions if they are wrong",
         )
+
+
+def _workspace_or_none() -> Workspace | None:
+    """The workspace around the current folder, if any: checks also run outside one."""
+    from conveyor.errors import WorkspaceError
+    from conveyor.workspace import Workspace
+
+    try:
+        return Workspace.find()
+    except WorkspaceError:
+        return None
 
 
 @click.command("schema")

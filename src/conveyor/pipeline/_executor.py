@@ -77,8 +77,17 @@ class Terminal:
 class StageProcess:
     """Runs ``stage`` (with its retries) in the workspace at ``root``; ``cancel`` stops it."""
 
-    def __init__(self, stage: Stage, root: Path, log_path: Path, terminal: Terminal, cancel: threading.Event) -> None:
+    def __init__(
+        self,
+        stage: Stage,
+        root: Path,
+        log_path: Path,
+        terminal: Terminal,
+        cancel: threading.Event,
+        run_id: str | None = None,
+    ) -> None:
         self.stage = stage
+        self.run_id = run_id
         self.root = root
         self.log_path = log_path
         self.terminal = terminal
@@ -98,6 +107,8 @@ class StageProcess:
         env.update(self.stage.env)
         env.setdefault("PYTHONUNBUFFERED", "1")  # so a Python stage's output streams as it comes
         env["CONVEYOR_STAGE"] = self.stage.name
+        if self.run_id is not None:
+            env["CONVEYOR_RUN_ID"] = self.run_id  # what a check stage records its result under
         return env
 
     def run(self) -> Outcome:

@@ -54,6 +54,7 @@ class StageResult:
     attempts: int = 0
     error: str | None = None
     outs: dict[str, str] = field(default_factory=dict)  # path -> hash
+    deps: dict[str, str] = field(default_factory=dict)  # path -> hash the outputs were made from
     log: str | None = None  # the stage's log file, relative to the workspace root
 
 
@@ -250,6 +251,7 @@ class _Runner:
                 attempts=max(result.attempts, 1),
                 outs=dict(result.outs),
                 error=result.error,
+                deps=dict(result.deps),
             ),
         )
 
@@ -413,13 +415,17 @@ class _Runner:
             and self._restore_recorded(stage, entry)
         ):
             # nothing it reads changed: the outputs conveyor.lock records are the answer (a fresh clone)
-            self._emit(StageResult(name, "restored", [str(r) for r in reasons], time.time() - started), started)
+            result = StageResult(name, "restored", [str(r) for r in reasons], time.time() - started)
+            result.outs = {o.path: o.hash for o in entry.outs}
+            result.deps = {d.path: d.hash for d in entry.deps}
+            self._emit(result, started)
             return None
         if self.use_run_cache and not self.force and not stage.always_run and not _persists(stage):
             restored = self._restore(stage, candidate)
             if restored is not None:
                 result = StageResult(name, "restored", [str(r) for r in reasons], time.time() - started)
                 result.outs = {o.path: o.hash for o in restored}
+                result.deps = {d.path: d.hash for d in candidate.deps}
                 self._emit(result, started)
                 return None
         return name, candidate, reasons
@@ -477,7 +483,7 @@ class _Runner:
                 _make_writable(self.ws, target)  # the stage must not write through links into the cache
             target.parent.mkdir(parents=True, exist_ok=True)
         log = private_dir(self.ws.conveyor_dir, "logs") / (self.run_id or "run") / f"{name}.log"
-        return StageProcess(stage, self.ws.root, log, self.terminal, self.cancel)
+        return StageProcess(stage, self.ws.root, log, self.terminal, self.cancel, self.run_id)
 
     def _complete(
         self, name: str, entry: LockEntry, reasons: list[Reason], outcome: Outcome, started_at: float
@@ -515,6 +521,7 @@ class _Runner:
                     self.lock.set(name, entry)
                     self.lock.write()
                     result.outs = {o.path: o.hash for o in outs}
+                    result.deps = {d.path: d.hash for d in entry.deps}
         self._emit(result, started_at)
         return result
 

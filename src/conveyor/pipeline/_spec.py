@@ -38,10 +38,11 @@ _CHECK_FIELDS = (
     "reports",
     "strict",
     "seed",
+    "trust",
 )
 DEFAULT_PARAMS = "params.yaml"
 
-_TOP_FIELDS = ("schema", "vars", "stages")
+_TOP_FIELDS = ("schema", "vars", "stages", "registry")  # registry: the promotion policy (conveyor.registry)
 _STAGE_FIELDS = (
     "cmd",
     "call",
@@ -672,6 +673,9 @@ class _Builder:
                 self.expect(spec[key], str, (*where, key), "a string", f"{key}: path")
         if not any(k in spec for k in ("data", "train", "test")):
             raise self.error(where, "no data to check", "add data: PATH, or train: and test:", key=True)
+        for key in ("strict", "trust"):
+            if key in spec:
+                self.expect(spec[key], bool, (*where, key), "true or false", f"{key}: true")
         for key, example in (("categorical", "categorical: [city]"), ("numeric", "numeric: [rooms]")):
             self.expect(spec.get(key, []), list, (*where, key), "a list of column names", example)
         reports = spec.get("reports", "reports")

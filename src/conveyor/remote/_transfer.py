@@ -121,6 +121,11 @@ def collect_roots(repo: Repo, targets: list[str] | None, *, all_commits: bool, r
     if run_cache:
         for root in run_cache_roots(ws):
             add(root.digest, root.kind, root.label)
+    if targets is None:
+        from conveyor.registry import registry_roots
+
+        for digest, label in registry_roots(ws):  # registered models travel with the data
+            add(digest, "file", label)
     return list(roots.values())
 
 

@@ -1,113 +1,44 @@
-"""The run store: a record of every ``conveyor run`` in ``.conveyor/runs/runs.db``.
+"""The run store: a record of every ``conveyor run`` in the workspace's database.
 
 A run is recorded as it happens: :meth:`RunStore.start_run` when it starts,
-:meth:`RunStore.record_stage` as each stage finishes, :meth:`RunStore.finish_run` at the
-end. Each call is one SQLite transaction (WAL mode), so a process killed at any moment
-leaves the records of every stage that finished and never half a stage.
+:meth:`RunStore.record_stage` as each stage finishes (with the hashes of its deps and
+outputs: the lineage of what it produced), :meth:`RunStore.finish_run` at the end. Each call
+is one transaction, so a process killed at any moment leaves the records of every stage
+that finished and never half a stage.
 
 A run whose process died before ``finish_run`` would stay ``running`` forever. The store
 records the pid, the host and (on Linux) the process's start time and boot id; whenever
 the store is opened or runs are listed, a ``running`` run of this host whose process is
 gone, or whose pid now belongs to another process, is marked ``interrupted``.
 
-The tables are plain (``runs``, ``run_stages``, ``run_outs``, ``run_params``,
-``run_metrics``; values of params and metrics as JSON text, numeric metrics also as a
-number) so they move to SQLAlchemy and PostgreSQL without reshaping. The schema version is
-``PRAGMA user_version``: an older database is migrated on open, a newer one refused.
+Values of params and metrics are JSON text, numeric metrics also a number (for queries).
+The database and its migrations are :mod:`conveyor.store._db`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import sqlite3
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from conveyor.errors import (
-    ConveyorError,
-    CorruptFileError,
-    StorageError,
-    UsageError,
-    WorkspaceError,
-    WorkspaceLockedError,
-)
+import sqlalchemy as sa
+
+from conveyor.errors import StorageError, UsageError, WorkspaceLockedError
+from conveyor.store import _schema as t
 
 if TYPE_CHECKING:
+    from conveyor.store._db import Database
     from conveyor.workspace import Workspace
 
 RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
 STAGE_STATUSES = ("ran", "restored", "up-to-date", "frozen", "failed", "skipped", "interrupted")
-DB_NAME = "runs.db"
-
-# Each entry brings the database from the version before it to its own; never edit one
-# that shipped, append a new one (and a test that opens a database of the old version).
-_MIGRATIONS: dict[int, str] = {
-    1: """
-CREATE TABLE runs (
-    id TEXT PRIMARY KEY,
-    started_at REAL NOT NULL,
-    ended_at REAL,
-    status TEXT NOT NULL,
-    git_commit TEXT,
-    dirty INTEGER NOT NULL DEFAULT 0,
-    targets TEXT NOT NULL DEFAULT '[]',
-    command TEXT NOT NULL DEFAULT '',
-    environment TEXT NOT NULL DEFAULT '{}',
-    host TEXT NOT NULL DEFAULT '',
-    pid INTEGER,
-    process_start TEXT
-);
-CREATE INDEX runs_started_at ON runs (started_at);
-CREATE INDEX runs_status_started_at ON runs (status, started_at);
-CREATE TABLE run_stages (
-    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    name TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    duration REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 1,
-    error TEXT,
-    PRIMARY KEY (run_id, name)
-);
-CREATE INDEX run_stages_started_at ON run_stages (started_at);
-CREATE TABLE run_outs (
-    run_id TEXT NOT NULL,
-    stage TEXT NOT NULL,
-    path TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    PRIMARY KEY (run_id, stage, path),
-    FOREIGN KEY (run_id, stage) REFERENCES run_stages (run_id, name) ON DELETE CASCADE
-);
-CREATE INDEX run_outs_hash ON run_outs (hash);
-CREATE TABLE run_params (
-    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (run_id, key)
-);
-CREATE TABLE run_metrics (
-    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    number REAL,
-    PRIMARY KEY (run_id, key)
-);
-CREATE INDEX run_metrics_key_number ON run_metrics (key, number);
-""",
-}
-SCHEMA_VERSION = max(_MIGRATIONS)
-
-_RUN_COLUMNS = "id, started_at, ended_at, status, git_commit, dirty, targets, command, environment"
 
 
 @dataclass
@@ -121,6 +52,7 @@ class StageRecord:
     attempts: int = 1
     outs: dict[str, str] = field(default_factory=dict)  # output path -> content hash
     error: str | None = None
+    deps: dict[str, str] = field(default_factory=dict)  # dependency path -> content hash it ran with
 
 
 @dataclass
@@ -155,6 +87,11 @@ def _to_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=_fallback)
 
 
+def _key(text: str) -> str:
+    # PostgreSQL's text cannot hold NUL; the same replacement on every database keeps them alike.
+    return text.replace("\x00", "\ufffd")
+
+
 def _fallback(value: Any) -> Any:
     if isinstance(value, set | frozenset):
         return sorted(value, key=repr)
@@ -175,44 +112,47 @@ def _number(value: Any) -> float | None:
 
 
 class RunStore:
-    """The run records of one workspace, in one SQLite database.
+    """The run records of a workspace, in its database (:class:`~conveyor.store._db.Database`).
 
-    Calls may come from any thread, one at a time (a lock serialises them). Use it as a
-    context manager, or call :meth:`close`.
+    Calls may come from any thread. Use it as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
-        """Open (and create or migrate) the database at ``path``.
+    def __init__(self, database: Database | str | Path, *, create: bool = True) -> None:
+        """Open the run records of ``database`` (a :class:`Database`, which stays the
+        caller's to close, or a URL or SQLite path, opened here and closed with the store).
 
-        With ``create=False`` a missing database is not created: the store reads as empty
+        With ``create=False`` a missing SQLite file is not created: the store reads as empty
         (for commands that only look).
         """
-        self.path = path
-        self._lock = threading.Lock()
+        from conveyor.store._db import Database
+
+        self._owned = not isinstance(database, Database)
+        self.db = database if isinstance(database, Database) else Database(database, create=create)
+        self.path = self.db.label
         self._dead: set[str] = set()  # running runs found dead, in case recording that failed
-        target = str(path) if create or path.exists() else ":memory:"
         try:
-            self._conn = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise _translate(exc, path, "open the run store") from exc
-        try:
-            self._setup()
             self._reap()
         except BaseException:
-            self._conn.close()
+            self.close()
             raise
 
     @classmethod
     def open(cls, workspace: Workspace, *, create: bool = True) -> RunStore:
-        """The run store of ``workspace`` (``.conveyor/runs/runs.db``)."""
-        if create:
-            from conveyor.workspace import private_dir
+        """The run store of ``workspace`` (its database: see :func:`~conveyor.store._db.workspace_url`)."""
+        from conveyor.store._db import Database
 
-            return cls(private_dir(workspace.conveyor_dir, "runs") / DB_NAME, create=True)
-        return cls(workspace.conveyor_dir / "runs" / DB_NAME, create=False)
+        db = Database.open(workspace, create=create)
+        try:
+            store = cls(db)
+        except BaseException:
+            db.close()
+            raise
+        store._owned = True
+        return store
 
     def close(self) -> None:
-        self._conn.close()
+        if self._owned:
+            self.db.close()
 
     def __enter__(self) -> RunStore:
         return self
@@ -222,62 +162,6 @@ class RunStore:
     ) -> None:
         self.close()
 
-    # -- schema ------------------------------------------------------------------------------
-
-    def _setup(self) -> None:
-        conn = self._conn
-        try:
-            version = self._version()
-            if version > SCHEMA_VERSION:
-                raise self._too_new(version)
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA journal_mode = WAL")
-            # NORMAL in WAL mode: a killed process loses nothing committed; a power cut may
-            # lose the last transactions but never leaves the database inconsistent.
-            conn.execute("PRAGMA synchronous = NORMAL")
-            if version < SCHEMA_VERSION:
-                with self._transaction("migrate the run store"):
-                    version = self._version()  # another process may have migrated meanwhile
-                    if version > SCHEMA_VERSION:
-                        raise self._too_new(version)
-                    for step in range(version + 1, SCHEMA_VERSION + 1):
-                        for statement in _statements(_MIGRATIONS[step]):
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path, "open the run store") from exc
-
-    def _version(self) -> int:
-        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-
-    def _too_new(self, version: int) -> WorkspaceError:
-        from conveyor import __version__
-
-        return WorkspaceError(
-            f"{self.path}: run store schema version {version} is newer than this conveyor "
-            f"({__version__}) knows (version {SCHEMA_VERSION})",
-            hint="upgrade conveyor to read it; the file was left unchanged",
-        )
-
-    @contextlib.contextmanager
-    def _transaction(self, action: str, *, write: bool = True) -> Iterator[sqlite3.Connection]:
-        """One transaction: all of it lands, or none of it (also when the process is killed)."""
-        conn = self._conn
-        with self._lock:
-            try:
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            except sqlite3.Error as exc:
-                raise _translate(exc, self.path, action) from exc
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise _translate(exc, self.path, action) from exc
-                raise
-
     # -- writing -----------------------------------------------------------------------------
 
     def start_run(self, run: RunRecord) -> None:
@@ -286,30 +170,30 @@ class RunStore:
         for stage in run.stages:
             _check_status(stage.status, STAGE_STATUSES, f"stage {stage.name!r}")
         pid = os.getpid()
-        with self._transaction("record the run") as conn:
-            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
+        with self.db.transaction("record the run") as conn:
+            if conn.execute(sa.select(t.runs.c.id).where(t.runs.c.id == run.id)).first():
                 raise UsageError(f"run {run.id} is already recorded", hint="make a new id with new_run_id()")
             conn.execute(
-                f"INSERT INTO runs ({_RUN_COLUMNS}, host, pid, process_start) VALUES ({', '.join('?' * 12)})",
-                (
-                    run.id,
-                    run.started_at,
-                    run.ended_at,
-                    run.status,
-                    run.commit,
-                    int(run.dirty),
-                    json.dumps(list(run.targets)),
-                    run.command,
-                    json.dumps(dict(run.environment), sort_keys=True),
-                    _host(),
-                    pid,
-                    _process_start(pid),
-                ),
+                t.runs.insert().values(
+                    id=run.id,
+                    started_at=run.started_at,
+                    ended_at=run.ended_at,
+                    status=run.status,
+                    git_commit=run.commit,
+                    dirty=int(run.dirty),
+                    targets=json.dumps(list(run.targets)),
+                    command=run.command,
+                    environment=json.dumps(dict(run.environment), sort_keys=True),
+                    host=_host(),
+                    pid=pid,
+                    process_start=_process_start(pid),
+                )
             )
-            conn.executemany(
-                "INSERT INTO run_params (run_id, key, value) VALUES (?, ?, ?)",
-                ((run.id, key, _to_json(value)) for key, value in run.params.items()),
-            )
+            if run.params:
+                conn.execute(
+                    t.run_params.insert(),
+                    [{"run_id": run.id, "key": _key(k), "value": _to_json(v)} for k, v in run.params.items()],
+                )
             self._put_metrics(conn, run.id, run.metrics)
             for stage in run.stages:
                 self._put_stage(conn, run.id, stage)
@@ -317,67 +201,84 @@ class RunStore:
     def record_stage(self, run_id: str, stage: StageRecord) -> None:
         """Record a stage that finished (again: a stage of the same name is replaced)."""
         _check_status(stage.status, STAGE_STATUSES, f"stage {stage.name!r}")
-        with self._transaction("record the stage") as conn:
+        with self.db.transaction("record the stage") as conn:
             self._require(conn, run_id)
             self._put_stage(conn, run_id, stage)
 
     def finish_run(self, run_id: str, *, status: str, ended_at: float, metrics: dict[str, Any]) -> None:
         """Record the end of a run, its final status and its metrics (replacing any before)."""
         _check_status(status, RUN_STATUSES[1:], "run")
-        with self._transaction("record the end of the run") as conn:
+        with self.db.transaction("record the end of the run") as conn:
             self._require(conn, run_id)
-            conn.execute("UPDATE runs SET status = ?, ended_at = ? WHERE id = ?", (status, ended_at, run_id))
-            conn.execute("DELETE FROM run_metrics WHERE run_id = ?", (run_id,))
+            conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(status=status, ended_at=ended_at))
+            conn.execute(t.run_metrics.delete().where(t.run_metrics.c.run_id == run_id))
             self._put_metrics(conn, run_id, metrics)
 
     @staticmethod
-    def _require(conn: sqlite3.Connection, run_id: str) -> None:
-        if not conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+    def _require(conn: sa.Connection, run_id: str) -> None:
+        if not conn.execute(sa.select(t.runs.c.id).where(t.runs.c.id == run_id)).first():
             raise UsageError(f"no run {run_id} in the run store", hint="record it with start_run() first")
 
     @staticmethod
-    def _put_metrics(conn: sqlite3.Connection, run_id: str, metrics: dict[str, Any]) -> None:
-        conn.executemany(
-            "INSERT INTO run_metrics (run_id, key, value, number) VALUES (?, ?, ?, ?)",
-            ((run_id, key, _to_json(value), _number(value)) for key, value in metrics.items()),
-        )
+    def _put_metrics(conn: sa.Connection, run_id: str, metrics: dict[str, Any]) -> None:
+        if metrics:
+            rows = [
+                {"run_id": run_id, "key": _key(k), "value": _to_json(v), "number": _number(v)}
+                for k, v in metrics.items()
+            ]
+            conn.execute(t.run_metrics.insert(), rows)
 
     @staticmethod
-    def _put_stage(conn: sqlite3.Connection, run_id: str, stage: StageRecord) -> None:
-        conn.execute(
-            "INSERT INTO run_stages (run_id, name, seq, status, started_at, duration, attempts, error)"
-            " VALUES (?, ?, (SELECT COALESCE(MAX(seq) + 1, 0) FROM run_stages WHERE run_id = ?), ?, ?, ?, ?, ?)"
-            " ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, started_at = excluded.started_at,"
-            " duration = excluded.duration, attempts = excluded.attempts, error = excluded.error",
-            (run_id, stage.name, run_id, stage.status, stage.started_at, stage.duration, stage.attempts, stage.error),
-        )
-        conn.execute("DELETE FROM run_outs WHERE run_id = ? AND stage = ?", (run_id, stage.name))
-        conn.executemany(
-            "INSERT INTO run_outs (run_id, stage, path, hash) VALUES (?, ?, ?, ?)",
-            ((run_id, stage.name, path, digest) for path, digest in stage.outs.items()),
-        )
+    def _put_stage(conn: sa.Connection, run_id: str, stage: StageRecord) -> None:
+        stages = t.run_stages
+        values = {
+            "status": stage.status,
+            "started_at": stage.started_at,
+            "duration": stage.duration,
+            "attempts": stage.attempts,
+            "error": stage.error,
+        }
+        this = (stages.c.run_id == run_id) & (stages.c.name == stage.name)
+        if conn.execute(sa.select(stages.c.seq).where(this)).first() is not None:
+            conn.execute(stages.update().where(this).values(**values))  # keeps its place in the run
+            for table in (t.run_outs, t.run_deps):
+                conn.execute(table.delete().where((table.c.run_id == run_id) & (table.c.stage == stage.name)))
+        else:
+            seq = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(stages.c.seq) + 1, 0)).where(stages.c.run_id == run_id)
+            ).scalar_one()
+            conn.execute(stages.insert().values(run_id=run_id, name=stage.name, seq=seq, **values))
+        for table, files in ((t.run_outs, stage.outs), (t.run_deps, stage.deps)):
+            if files:
+                rows = [{"run_id": run_id, "stage": stage.name, "path": p, "hash": h} for p, h in files.items()]
+                conn.execute(table.insert(), rows)
 
     # -- runs whose process died -------------------------------------------------------------
 
     def _reap(self) -> None:
         """Mark ``running`` runs of this host whose process is gone as ``interrupted``."""
-        conn = self._conn
-        with self._lock:
-            rows = conn.execute("SELECT id, host, pid, process_start FROM runs WHERE status = 'running'").fetchall()
+        runs, stages = t.runs, t.run_stages
+        with self.db.transaction("read the run store", write=False) as conn:
+            rows = conn.execute(
+                sa.select(runs.c.id, runs.c.host, runs.c.pid, runs.c.process_start).where(runs.c.status == "running")
+            ).all()
         dead = [run_id for run_id, host, pid, start in rows if not _alive(host, pid, start)]
         if not dead:
             return
         self._dead.update(dead)
         try:
-            with self._transaction("mark interrupted runs"):
+            with self.db.transaction("mark interrupted runs") as conn:
                 for run_id in dead:
+                    running = (runs.c.id == run_id) & (runs.c.status == "running")
+                    started = conn.execute(sa.select(runs.c.started_at).where(running)).scalar()
+                    if started is None:
+                        continue  # finished or marked meanwhile
+                    last = conn.execute(
+                        sa.select(sa.func.max(stages.c.started_at + stages.c.duration)).where(stages.c.run_id == run_id)
+                    ).scalar()
                     # The run ended, at the latest, when its last stage did.
-                    conn.execute(
-                        "UPDATE runs SET status = 'interrupted', ended_at = MAX(started_at, COALESCE("
-                        "(SELECT MAX(started_at + duration) FROM run_stages WHERE run_id = runs.id), started_at))"
-                        " WHERE id = ? AND status = 'running'",
-                        (run_id,),
-                    )
+                    ended = started if last is None else max(started, last)
+                    conn.execute(runs.update().where(running).values(status="interrupted", ended_at=ended))
         except (StorageError, WorkspaceLockedError):
             pass  # a read-only or busy store: they show as interrupted; the next writer records it
 
@@ -388,34 +289,48 @@ class RunStore:
         if status is not None:
             _check_status(status, RUN_STATUSES, "run")
         self._reap()
-        where, args = ("WHERE status = ?", [status]) if status is not None else ("", [])
-        selection = f"{where} ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?"
-        return self._load(selection, [*args, -1 if limit is None else limit, offset])
+        chosen = sa.select(t.runs.c.id).order_by(t.runs.c.started_at.desc(), t.runs.c.id.desc())
+        if status is not None:
+            chosen = chosen.where(t.runs.c.status == status)
+        return self._load(chosen.limit(limit).offset(offset))
 
     def count_runs(self, *, status: str | None = None) -> int:
         """How many runs are recorded (with ``status``, if given)."""
-        with self._transaction("read the run store", write=False) as conn:
-            if status is None:
-                row = conn.execute("SELECT COUNT(*) FROM runs").fetchone()
-            else:
-                row = conn.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (status,)).fetchone()
-        return int(row[0])
+        query = sa.select(sa.func.count()).select_from(t.runs)
+        if status is not None:
+            query = query.where(t.runs.c.status == status)
+        with self.db.transaction("read the run store", write=False) as conn:
+            return int(conn.execute(query).scalar_one())
 
     def get_run(self, ref: str) -> RunRecord:
         """The run named by ``ref``: ``latest``, or a unique prefix of its id."""
         self._reap()
         run_id = self.resolve(ref)
-        runs = self._load("WHERE id = ?", [run_id])
+        runs = self._load(sa.select(t.runs.c.id).where(t.runs.c.id == run_id))
         if not runs:  # deleted between the two reads
             raise _unknown(ref)
         return runs[0]
 
+    def runs_producing(self, digest: str) -> list[tuple[str, str, str]]:
+        """(run id, stage, path) of each recorded output with content hash ``digest``, newest run first."""
+        outs, runs = t.run_outs, t.runs
+        query = (
+            sa.select(outs.c.run_id, outs.c.stage, outs.c.path)
+            .join(runs, runs.c.id == outs.c.run_id)
+            .where(outs.c.hash == digest)
+            .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+        )
+        with self.db.transaction("read the run store", write=False) as conn:
+            return [(str(a), str(b), str(c)) for a, b, c in conn.execute(query).all()]
+
     def resolve(self, ref: str) -> str:
         """The full id of the run ``ref`` names (``latest`` or a unique id prefix)."""
         ref = ref.strip()
-        with self._transaction("read the run store", write=False) as conn:
+        runs = t.runs
+        with self.db.transaction("read the run store", write=False) as conn:
             if ref == "latest":
-                row = conn.execute("SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1").fetchone()
+                newest = sa.select(runs.c.id).order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(1)
+                row = conn.execute(newest).first()
                 if row is None:
                     raise UsageError("no runs recorded yet", hint="'conveyor run' records one")
                 return str(row[0])
@@ -423,7 +338,7 @@ class RunStore:
                 raise UsageError("empty run id", hint="'conveyor runs list' shows the recorded runs")
             # Ids sharing a prefix are neighbours in id order: the first two at or after the
             # prefix tell unique from ambiguous, through the primary key index.
-            rows = conn.execute("SELECT id FROM runs WHERE id >= ? ORDER BY id LIMIT 3", (ref,)).fetchall()
+            rows = conn.execute(sa.select(runs.c.id).where(runs.c.id >= ref).order_by(runs.c.id).limit(3)).all()
         matches = [str(row[0]) for row in rows if str(row[0]).startswith(ref)]
         if not matches:
             raise _unknown(ref)
@@ -435,31 +350,40 @@ class RunStore:
             )
         return matches[0]
 
-    def _load(self, selection: str, args: Sequence[Any]) -> list[RunRecord]:
-        """The runs ``SELECT ... FROM runs {selection}`` picks, in its order, complete."""
-        chosen = f"SELECT id FROM runs {selection}"
-        with self._transaction("read the run store", write=False) as conn:
-            rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs {selection}", args).fetchall()
-            if not rows:
+    def _load(self, chosen: sa.Select[Any]) -> list[RunRecord]:
+        """The runs whose ids ``chosen`` selects, in its order, complete."""
+        runs = t.runs
+        with self.db.transaction("read the run store", write=False) as conn:
+            order = [str(row[0]) for row in conn.execute(chosen).all()]
+            if not order:
                 return []
-            params = conn.execute(
-                f"SELECT run_id, key, value FROM run_params WHERE run_id IN ({chosen}) ORDER BY run_id, key", args
-            ).fetchall()
-            metrics = conn.execute(
-                f"SELECT run_id, key, value FROM run_metrics WHERE run_id IN ({chosen}) ORDER BY run_id, key", args
-            ).fetchall()
-            stages = conn.execute(
-                "SELECT run_id, name, status, started_at, duration, attempts, error FROM run_stages"
-                f" WHERE run_id IN ({chosen}) ORDER BY run_id, seq",
-                args,
-            ).fetchall()
-            outs = conn.execute(
-                f"SELECT run_id, stage, path, hash FROM run_outs WHERE run_id IN ({chosen}) ORDER BY path",
-                args,
-            ).fetchall()
-        runs: dict[str, RunRecord] = {}
+            ids = sa.select(chosen.subquery().c.id)  # the same runs, for the IN of each table below
+            rows = conn.execute(
+                sa.select(
+                    runs.c.id,
+                    runs.c.started_at,
+                    runs.c.ended_at,
+                    runs.c.status,
+                    runs.c.git_commit,
+                    runs.c.dirty,
+                    runs.c.targets,
+                    runs.c.command,
+                    runs.c.environment,
+                ).where(runs.c.id.in_(ids))
+            ).all()
+
+            def of(table: sa.Table, *columns: str, order_by: str) -> list[Any]:
+                query = sa.select(table.c.run_id, *(table.c[c] for c in columns)).where(table.c.run_id.in_(ids))
+                return list(conn.execute(query.order_by(table.c.run_id, table.c[order_by])).all())
+
+            params = of(t.run_params, "key", "value", order_by="key")
+            metrics = of(t.run_metrics, "key", "value", order_by="key")
+            stages = of(t.run_stages, "name", "status", "started_at", "duration", "attempts", "error", order_by="seq")
+            outs = of(t.run_outs, "stage", "path", "hash", order_by="path")
+            deps = of(t.run_deps, "stage", "path", "hash", order_by="path")
+        found: dict[str, RunRecord] = {}
         for run_id, started, ended, status, commit, dirty, targets, command, environment in rows:
-            runs[run_id] = RunRecord(
+            found[run_id] = RunRecord(
                 id=run_id,
                 started_at=started,
                 ended_at=ended,
@@ -471,21 +395,19 @@ class RunStore:
                 environment=json.loads(environment),
             )
         for run_id, key, value in params:
-            runs[run_id].params[key] = json.loads(value)
+            found[run_id].params[key] = json.loads(value)
         for run_id, key, value in metrics:
-            runs[run_id].metrics[key] = json.loads(value)
+            found[run_id].metrics[key] = json.loads(value)
         by_name: dict[tuple[str, str], StageRecord] = {}
         for run_id, name, status, started, duration, attempts, error in stages:
             stage = StageRecord(name, status, started, duration, attempts, {}, error)
-            runs[run_id].stages.append(stage)
+            found[run_id].stages.append(stage)
             by_name[run_id, name] = stage
         for run_id, stage_name, path, digest in outs:
             by_name[run_id, stage_name].outs[path] = digest
-        return list(runs.values())
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+        for run_id, stage_name, path, digest in deps:
+            by_name[run_id, stage_name].deps[path] = digest
+        return [found[run_id] for run_id in order if run_id in found]
 
 
 def _check_status(status: str, allowed: Sequence[str], what: str) -> None:
@@ -495,26 +417,6 @@ def _check_status(status: str, allowed: Sequence[str], what: str) -> None:
 
 def _unknown(ref: str) -> UsageError:
     return UsageError(f"no run '{ref}'", hint="'conveyor runs list' shows the recorded runs")
-
-
-def _translate(exc: sqlite3.Error, path: Path, action: str) -> ConveyorError:
-    """An SQLite error as the one-line error a user can act on."""
-    text = str(exc)
-    lowered = text.lower()
-    if "locked" in lowered or "busy" in lowered:
-        return WorkspaceLockedError(
-            f"{path}: cannot {action}: another process holds the run store", hint="wait and run the command again"
-        )
-    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
-        return CorruptFileError(
-            f"{path}: cannot {action}: {text}",
-            hint="move the file aside (conveyor starts a new, empty run store) or restore it from a backup",
-        )
-    if "full" in lowered:
-        return StorageError(f"{path}: cannot {action}: disk full", hint="free some disk space and run it again")
-    if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
-        return StorageError(f"{path}: cannot {action}: {text}", hint="check the permissions of the file and its folder")
-    return StorageError(f"{path}: cannot {action}: {text}", hint="fix the cause and run the command again")
 
 
 # -- is the process of a run still there? ----------------------------------------------------

@@ -23,12 +23,15 @@ class GcResult:
 
 def referenced(repo: Repo, *, all_commits: bool = False, run_cache: bool = True) -> set[str]:
     """Hashes of every object the workspace pointers and pipeline lock (and with ``all_commits``
-    any commit's), and the pipeline's run cache, need."""
+    any commit's), the pipeline's run cache and the model registry need."""
     from conveyor.pipeline._refs import roots as pipeline_roots
 
     roots: set[tuple[str, str]] = pipeline_roots(repo.ws, all_commits=all_commits, run_cache=run_cache)
     for item in repo.tracked():
         roots.add((item.pointer.kind, item.pointer.digest))
+    from conveyor.registry import registry_roots
+
+    roots.update(("file", digest) for digest, _label in registry_roots(repo.ws))  # every registered model
     if all_commits and repo.ws.has_scm:
         for path, data in _git.files_in_history(repo.ws.root, POINTER_SUFFIX):
             pointer = _pointer.parse(data.decode("utf-8", errors="replace"), f"git history: {path}", name=path)
