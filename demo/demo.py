@@ -17,6 +17,9 @@ digits): ``status --remote``, ``push --run-cache`` (small objects travel as pack
 Act four guards the pipeline with checks: an inferred data schema, check stages for data
 integrity, the train/test split and the model, and a champion/challenger gate that stops a
 worse model; ``conveyor check`` finds rows leaked from train into test.
+Act five registers the model with its lineage and checks, promotes it to production through
+the policy in conveyor.yaml, refuses a model that failed its gate, ships a new one, rolls back,
+and reads the history.
 
 Only the standard library, numpy, PyYAML, scikit-learn and matplotlib, plus conveyor's checks
 extra (pandas, SciPy), all in the ``demo`` extra, are used.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -1329,6 +1333,114 @@ def gates_stop_leaked_rows(t: Story) -> None:
     s.ok("10 leaked rows found; exit code 1 stops a CI job")
 
 
+# --------------------------------------------------------------------------------------------
+# Act five: the model registry, its policy and its history.
+# --------------------------------------------------------------------------------------------
+
+REGISTRY_YAML = """\
+registry:                            # what an alias requires of a model version
+  aliases:
+    production:
+      requires: [data_checks, split_checks, model_checks, gate]
+"""
+
+
+def registry_first_release(t: Story) -> None:
+    s = t.s
+    s.heading(
+        "Act five: the model registry",
+        """
+        The model that passed every gate becomes version 1 of the model 'wine': its artifact
+        goes into the cache (and the remote, with the data), and the registry records its
+        lineage from the run that made it (the stage, the hashes of its data and code, its
+        params and metrics) and the check results on it and on its data. conveyor.yaml says
+        what production requires; the promotion is checked against it and recorded.
+        """,
+    )
+    with (s.project / "conveyor.yaml").open("a", encoding="utf-8") as handle:
+        handle.write(REGISTRY_YAML)
+    s.show(REGISTRY_YAML)
+    run = s.conveyor(
+        "model",
+        "register",
+        "wine",
+        MODEL,
+        "--signature-from",
+        "data/train_test/train.csv",
+        "--label",
+        "cultivar",
+        "-d",
+        "random forest, 100 trees",
+    )
+    expect(run.out.startswith("registered wine:1: model.pkl, sklearn (pickle)"), f"register: {run.out!r}")
+    expect("(stage train)" in run.out, f"the lineage should name the train stage: {run.out!r}")
+    shown = s.conveyor("model", "show", "wine:1")
+    for stage in GATE_STAGES:
+        expect(f"(stage {stage}): passed" in shown.out, f"show should list the passed {stage}: {shown.out}")
+    expect("data/prepared.csv" in shown.out, "the lineage should reach back to the prepared data")
+    s.ok("wine:1 knows its run, commit, data, params, metrics, and the four check stages it passed")
+    run = s.conveyor("model", "promote", "wine", "1", "--to", "production", "--reason", "first release")
+    expect(run.out == "production: nothing -> wine:1\n", f"promote: {run.out!r}")
+    s.git("add", "-A")
+    s.git("commit", "-q", "-m", "a promotion policy for production")
+
+
+def registry_refusal(t: Story) -> None:
+    s = t.s
+    s.heading(
+        "The policy refuses what failed its gate",
+        """
+        The 2-tree model that the gate stopped in act four is still in the cache, and its run is
+        on record. Registering it is allowed (a registry records candidates too), but the
+        policy will not let it become production: its gate failed. --force --reason could
+        override that, and the history would keep both.
+        """,
+    )
+    failed = json.loads(s.conveyor("runs", "list", "--status", "failed", "--json", echo=False).out)
+    worse_run = failed[0]["id"]
+    run = s.conveyor("model", "register", "wine", "--from-run", worse_run[:15], "--out", MODEL, "-d", "2 trees")
+    expect(run.out.startswith("registered wine:2:"), f"register --from-run: {run.out!r}")
+    run = s.conveyor("model", "promote", "wine", "2", "--to", "production", code=1)
+    one_line_error(run, "wine:2 cannot become 'production'", "gate did not pass")
+    s.ok("refused, exit code 1: the gate's failed result is recorded against wine:2's artifact")
+
+
+def registry_new_release(t: Story) -> None:
+    s = t.s
+    s.heading(
+        "A new model ships, and production rolls back",
+        """
+        300 trees instead of 100: the pipeline retrains, and every check stage runs again on
+        the new model, the gate included (no worse than the champion, at 95%). It becomes
+        wine:3 and production. Then, say, it misbehaves in production: a rollback moves the
+        alias back to the version before, recorded like any other move. The history says who
+        moved what, when and why, and which version was production at any moment.
+        """,
+    )
+    set_trees(s, "100", "300")
+    run = s.conveyor("run", "--quiet")
+    expect_stages(run, "ran", ["train", "evaluate", "model_checks", "gate"])
+    run = s.conveyor("model", "register", "wine", MODEL, "-d", "random forest, 300 trees")
+    expect(run.out.startswith("registered wine:3:"), f"register: {run.out!r}")
+    run = s.conveyor("model", "promote", "wine", "3", "--to", "production", "--reason", "300 trees, every gate passed")
+    expect(run.out == "production: wine:1 -> wine:3\n", f"promote: {run.out!r}")
+    between = time.time()
+    time.sleep(0.05)
+    s.conveyor("model", "list")
+    run = s.conveyor("model", "rollback", "wine", "--alias", "production", "--reason", "p99 latency doubled")
+    expect(run.out == "production: wine:3 -> wine:1\n", f"rollback: {run.out!r}")
+    run = s.conveyor("model", "history", "wine")
+    actions = [row.split()[4] for row in run.out.splitlines()[1:]]  # after the date, time, zone and alias
+    expect(actions == ["promote", "promote", "rollback"], f"history: {run.out!r}")
+    when = dt.datetime.fromtimestamp(between).isoformat(timespec="milliseconds")  # local time, as history prints
+    run = s.conveyor("model", "history", "wine", "--at", when)
+    expect("production: wine:3" in run.out, f"history --at: {run.out!r}")
+    s.ok(f"at {when} production was wine:3; now it is wine:1 again, and the audit history shows why")
+    s.git("checkout", "params.yaml")
+    run = s.conveyor("run", "--quiet")
+    s.expect_clean()
+
+
 def summary(t: Story, remote: Remote, seconds: float, kept: Path | None) -> None:
     s = t.s
     pointers = sum(len((s.project / f"{rel}.cvy").read_bytes()) for rel in (WINE, SPLITS))
@@ -1353,6 +1465,8 @@ def summary(t: Story, remote: Remote, seconds: float, kept: Path | None) -> None
         "a fresh clone's run --pull restored the pipeline from the run cache, training nothing",
         "four check stages guarded the pipeline; a worse model was stopped by the champion/challenger gate",
         "conveyor check found rows leaked from train into test and exited 1",
+        "the registry recorded wine:1 with its lineage and checks; the policy let it into production",
+        "a model that failed its gate was refused production; a rollback was recorded like any move",
     ):
         print(f"  {CHECK} {line}")
     print()
@@ -1405,6 +1519,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         gates_setup(story)
         gates_stop_a_worse_model(story)
         gates_stop_leaked_rows(story)
+        registry_first_release(story)
+        registry_refusal(story)
+        registry_new_release(story)
         summary(story, remote, time.perf_counter() - started, root if args.keep else None)
     except DemoFailure as exc:
         failed = True

@@ -515,3 +515,19 @@ def test_register_needs_a_workspace_for_artifacts(database_url: str) -> None:
 
 def test_promotion_refused_is_exit_code_one() -> None:
     assert PromotionRefused("x").exit_code == 1
+
+
+def test_data_that_does_not_fit_a_versions_signature_is_refused_before_any_check(repo: Project) -> None:
+    data = datasets.load_iris(as_frame=True).frame
+    data.to_csv(repo.root / "train.csv", index=False)
+    data.drop(columns="petal width (cm)").to_csv(repo.root / "short.csv", index=False)
+    iris_model(repo)
+    repo.ok("model", "register", "iris", "model.pkl", "--signature-from", "train.csv", "--label", "target")
+    shown = repo.ok("model", "show", "iris:1")
+    assert "signature: (sepal length (cm): double" in shown and "-> (target: long)" in shown
+    result = repo.cvy("check", "model_evaluation", "--model", "iris:1", "--test", "short.csv", "--label", "target")
+    assert result.code == 65, result
+    assert "short.csv (for the model iris:1): column 'petal width (cm)' is missing" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    fits = repo.cvy("check", "model_evaluation", "--model", "iris@missing", "--test", "train.csv", "--label", "target")
+    assert fits.code == 2 and "model 'iris' has no alias 'missing'" in fits.err

@@ -70,13 +70,17 @@ def check_cmd(
     inputs = ModelInputs(ws, trust=trust)
     for role, spec in (("data", data), ("train", train), ("test", test), ("schema", schema)):
         inputs.data(role, spec)
+    loaded_model = inputs.model(model, "model")
+    loaded_champion = inputs.model(champion, "champion")
+    given = {k: v for k, v in (("data", data), ("train", train), ("test", test)) if v is not None}
+    frames = inputs.datasets(given, label=label, categorical=categorical, numeric=numeric)
     result = checks.run_suite(
         chosen,
-        data=data,
-        train=train,
-        test=test,
-        model=inputs.model(model, "model"),
-        champion=inputs.model(champion, "champion"),
+        data=frames.get("data"),
+        train=frames.get("train"),
+        test=frames.get("test"),
+        model=loaded_model,
+        champion=loaded_champion,
         label=label,
         schema=schema,
         categorical=categorical,

@@ -77,7 +77,7 @@ def register_cmd(
     if as_json:
         click.echo(json.dumps(version.to_json(), indent=2))
         return
-    made = f" from run {version.run_id} (stage {version.lineage.stage})" if version.run_id else ""
+    made = f", from run {version.run_id} (stage {version.lineage.stage})" if version.run_id else ""
     click.echo(
         f"registered {version.ref}: {version.artifact_name}, {version.flavor} ({version.format}), "
         f"{_size(version.artifact_size)}{made}"
@@ -177,6 +177,9 @@ def _checks_cell(version: ModelVersion) -> str:
     return ", ".join(f"{suite} {'ok' if ok else 'FAILED'}" for suite, ok in latest.items()) or "-"
 
 
+_METRICS_SHOWN = 8
+
+
 def version_lines(version: ModelVersion) -> list[str]:
     from conveyor.store._report import format_time, format_value
 
@@ -205,8 +208,12 @@ def version_lines(version: ModelVersion) -> list[str]:
     if lineage.params:
         lines.append("  params:    " + ", ".join(f"{k}={format_value(v)}" for k, v in sorted(lineage.params.items())))
     if lineage.metrics:
+        shown = sorted(lineage.metrics.items())[:_METRICS_SHOWN]
+        more = len(lineage.metrics) - len(shown)
         lines.append(
-            "  metrics:   " + ", ".join(f"{k}={format_value(v, digits=4)}" for k, v in sorted(lineage.metrics.items()))
+            "  metrics:   "
+            + ", ".join(f"{k}={format_value(v, digits=4)}" for k, v in shown)
+            + (f" and {more} more (--json shows all)" if more else "")
         )
     if version.checks:
         lines.append("  checks:")

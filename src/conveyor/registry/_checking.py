@@ -39,6 +39,7 @@ class ModelInputs:
         self.ws = ws
         self.trust = trust
         self.files: dict[str, tuple[str, str]] = {}  # role -> (path or reference, content hash)
+        self.signatures: dict[str, Any] = {}  # role -> the Signature of a registered version
         self._pinned: set[str] | None = None
 
     def model(self, spec: Any, role: str) -> Any:
@@ -78,7 +79,28 @@ class ModelInputs:
             version = registry.get(ref)
             loaded = registry.load(version)
         self.files[role] = (version.ref, version.artifact_hash)
+        if version.signature is not None:
+            self.signatures[role] = version.signature
         return Model(loaded, name=version.ref)
+
+    def datasets(self, specs: dict[str, Any], **options: Any) -> dict[str, Any]:
+        """The data inputs, read and checked against the signature of every registered model
+        among the inputs (a column missing or of the wrong type is one clear error, before any
+        check runs). Without such a signature, the inputs as given."""
+        if not self.signatures:
+            return specs
+        from conveyor.checks import Dataset, read_table
+
+        found: dict[str, Any] = {}
+        for role, spec in specs.items():
+            if not isinstance(spec, (str, os.PathLike)):
+                found[role] = spec
+                continue
+            frame = read_table(spec)
+            for model_role, signature in self.signatures.items():
+                signature.validate(frame, what=f"{os.fspath(spec)} (for the {model_role} {self.files[model_role][0]})")
+            found[role] = Dataset(frame, name=os.fspath(spec), **options)
+        return found
 
     def pinned(self) -> set[str]:
         if self._pinned is None:

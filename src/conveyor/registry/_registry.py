@@ -470,11 +470,38 @@ class Registry:
         for row in checks_on(self.db, {version.artifact_hash}, roles=("model",)):
             if row.inputs.get("model", ("", ""))[1] == version.artifact_hash:
                 records.append(self._check_record(row, "model"))
-        data = set(version.lineage.deps.values()) | set(version.lineage.upstream.values())
+        data = self._with_folder_files(set(version.lineage.deps.values()) | set(version.lineage.upstream.values()))
         for row in checks_on(self.db, data, roles=("data", "train", "test")):
-            if "model" not in row.inputs and "champion" not in row.inputs:
+            looked_at = [digest for role, (_path, digest) in row.inputs.items() if role in ("data", "train", "test")]
+            # a data suite concerns the version when all it looked at is in the lineage (a train set
+            # checked against some other test set says nothing of this model), and no model was involved
+            if "model" not in row.inputs and "champion" not in row.inputs and all(d in data for d in looked_at):
                 records.append(self._check_record(row, "data"))
         return sorted(records, key=lambda c: c.recorded_at)
+
+    def _with_folder_files(self, hashes: set[str]) -> set[str]:
+        """``hashes`` and, for each that is a folder's manifest, the hashes of its files: a
+        check of data/train.csv concerns a model made from the folder data/."""
+        if self.ws is None:
+            return hashes
+        from conveyor.errors import ConveyorError
+        from conveyor.versioning._repo import Repo
+
+        header = b"conveyor-manifest "  # a folder's manifest starts so (versioning/_manifest.py)
+
+        found = set(hashes)
+        with Repo(self.ws) as repo:
+            for digest in hashes:
+                try:
+                    with open(repo.odb.path(digest), "rb") as handle:
+                        if not handle.read(len(header)).startswith(header):
+                            continue
+                    manifest = repo.try_manifest(digest)
+                except (OSError, ConveyorError):
+                    continue
+                if manifest is not None:
+                    found.update(entry.digest for entry in manifest.entries.values())
+        return found
 
     @staticmethod
     def _check_record(row: Any, on: str) -> CheckRecord:
