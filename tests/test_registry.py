@@ -531,3 +531,35 @@ def test_data_that_does_not_fit_a_versions_signature_is_refused_before_any_check
     assert len(result.err.strip().splitlines()) == 1
     fits = repo.cvy("check", "model_evaluation", "--model", "iris@missing", "--test", "train.csv", "--label", "target")
     assert fits.code == 2 and "model 'iris' has no alias 'missing'" in fits.err
+
+
+def test_registered_artifacts_travel_with_push_and_fetch(repo: Project, tmp_path: Path) -> None:
+    iris_model(repo)
+    repo.ok("model", "register", "iris", "model.pkl")
+    (repo.root / "model.pkl").unlink()
+    repo.ok("remote", "add", "origin", str(tmp_path / "remote"), "--default")
+    repo.ok("push")  # the artifact goes with it: nothing else in this workspace names it
+    for path in repo.cache_objects():
+        os.chmod(path, 0o644)
+        path.unlink()
+    with open_registry(repo) as registry, pytest.raises(ObjectMissingError):
+        registry.load("iris:1")
+    repo.ok("fetch")
+    with open_registry(repo) as registry:
+        assert type(registry.load("iris:1")).__name__ == "LogisticRegression"
+
+
+def test_a_champion_from_the_registry_gates_a_challenger_file(repo: Project) -> None:
+    data = datasets.load_iris(as_frame=True).frame
+    data.to_csv(repo.root / "test.csv", index=False)
+    iris_model(repo)
+    repo.ok("model", "register", "iris", "model.pkl")
+    repo.ok("model", "promote", "iris", "1", "--to", "production")
+    iris_model(repo, name="candidate.pkl", c=0.0005)  # heavily regularised: clearly worse
+    result = repo.cvy(
+        "check", "champion_challenger", "--model", "candidate.pkl", "--champion", "iris@production",
+        "--test", "test.csv", "--label", "target", "--trust", "--json",
+    )  # fmt: skip
+    assert result.code == 1, result
+    report = json.loads(result.out)
+    assert report["inputs"]["champion"] == "iris:1" and report["checks"][0]["status"] == "fail"
