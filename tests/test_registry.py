@@ -563,3 +563,41 @@ def test_a_champion_from_the_registry_gates_a_challenger_file(repo: Project) -> 
     assert result.code == 1, result
     report = json.loads(result.out)
     assert report["inputs"]["champion"] == "iris:1" and report["checks"][0]["status"] == "fail"
+
+
+def test_a_lightgbm_model_file_registers_loads_and_is_checked(repo: Project) -> None:
+    lightgbm = pytest.importorskip("lightgbm")
+    data = datasets.load_breast_cancer(as_frame=True).frame
+    features = data.drop(columns="target")
+    booster = lightgbm.train(
+        {"objective": "binary", "verbose": -1, "num_leaves": 7}, lightgbm.Dataset(features, data["target"]), 20
+    )
+    booster.save_model(str(repo.root / "model.txt"))
+    assert "lightgbm (lightgbm-text)" in repo.ok("model", "register", "cancer", "model.txt")
+    with open_registry(repo) as registry:
+        loaded = registry.load("cancer:1")
+    assert ((loaded.predict(features) > 0.5) == (booster.predict(features) > 0.5)).all()
+
+
+def test_an_onnx_model_registers_and_gates_like_any_other(repo: Project) -> None:
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import FloatTensorType
+
+    data = datasets.load_iris(as_frame=True).frame
+    features = data.drop(columns="target")
+    model = LogisticRegression(max_iter=1000).fit(features, data["target"])
+    onnx_model = skl2onnx.convert_sklearn(
+        model, initial_types=[("input", FloatTensorType([None, 4]))], options={id(model): {"zipmap": False}}
+    )
+    (repo.root / "model.onnx").write_bytes(onnx_model.SerializeToString())
+    data.to_csv(repo.root / "test.csv", index=False)
+    assert "onnx (onnx)" in repo.ok("model", "register", "iris", "model.onnx")
+    with open_registry(repo) as registry:
+        loaded = registry.load("iris:1")
+    assert (loaded.predict(features) == model.predict(features)).all()
+    check = repo.cvy(
+        "check", "model_evaluation", "--model", "iris:1", "--test", "test.csv", "--label", "target", "--json"
+    )
+    assert check.code == 0, check
+    values = json.loads(check.out)["checks"][0]["values"]
+    assert values["test_accuracy"] > 0.9 and "test_roc_auc" in values  # probabilities came through
