@@ -34,7 +34,7 @@ from conveyor.versioning._repo import Repo
 from conveyor.workspace import Workspace, private_dir
 
 if TYPE_CHECKING:
-    from conveyor.store import RunStore
+    from conveyor.store import RunRecord, RunStore, StageRecord
 
 
 class StageFailedError(ConveyorError):
@@ -202,18 +202,22 @@ class _Runner:
         self.terminal = Terminal(prefix=jobs > 1 and len(selected) > 1, quiet=quiet)
         self.report = RunReport(None)
         self.store: RunStore | None = None
+        self._record: RunRecord | None = None  # the run, until something happens worth recording
+        self._quiet_stages: list[StageRecord] = []  # up to date or frozen, before that
         self.fetcher: Callable[[list[Fact]], None] | None = None  # run --pull: get missing run-cache outputs
         self.run_id: str | None = None
 
     # -- the run record -------------------------------------------------------------------
 
     def _start_record(self, targets: list[str]) -> None:
-        from conveyor.store import RunRecord, RunStore, environment_info, git_state, new_run_id
+        """Prepare the run's record. It reaches the database when the first stage runs or is
+        restored (:meth:`_open_record`): a run that finds everything up to date records nothing
+        and never imports SQLAlchemy, so a no-op ``conveyor run`` stays fast."""
+        from conveyor.store._records import RunRecord, environment_info, git_state, new_run_id
 
         commit, dirty = git_state(self.ws.root) if self.ws.has_scm else (None, False)
         self.run_id = new_run_id()
         self.report.run_id = self.run_id
-        self.store = RunStore.open(self.ws)
         params: dict[str, object] = {}
         for stage_name in self.selected:
             stage = self.dag.stage(stage_name)
@@ -223,41 +227,54 @@ class _Runner:
                     params.update({f"{prefix}{k}": v for k, v in values.items() if not _is_absent(v)})
             except ConveyorError:
                 pass
-        self.store.start_run(
-            RunRecord(
-                id=self.run_id,
-                started_at=time.time(),
-                commit=commit,
-                dirty=dirty,
-                targets=targets,
-                command=" ".join(["conveyor", *sys.argv[1:]]) if sys.argv else "conveyor run",
-                params=params,
-                environment=environment_info(),
-            )
+        self._record = RunRecord(
+            id=self.run_id,
+            started_at=time.time(),
+            commit=commit,
+            dirty=dirty,
+            targets=targets,
+            command=" ".join(["conveyor", *sys.argv[1:]]) if sys.argv else "conveyor run",
+            params=params,
+            environment=environment_info(),
         )
+
+    def _open_record(self) -> None:
+        """Record the run (once), with the quiet stages decided before anything happened."""
+        if self.store is not None or self._record is None or self.run_id is None:
+            return
+        from conveyor.store import RunStore
+
+        self.store = RunStore.open(self.ws)
+        self.store.start_run(self._record)
+        for stage in self._quiet_stages:
+            self.store.record_stage(self.run_id, stage)
+        self._quiet_stages.clear()
 
     def _record_stage(self, result: StageResult, started_at: float) -> None:
-        if self.store is None or self.run_id is None:
+        if self.run_id is None or self._record is None:
             return
-        from conveyor.store import StageRecord
+        from conveyor.store._records import StageRecord
 
-        self.store.record_stage(
-            self.run_id,
-            StageRecord(
-                name=result.name,
-                status=result.status,
-                started_at=started_at,
-                duration=result.duration,
-                attempts=max(result.attempts, 1),
-                outs=dict(result.outs),
-                error=result.error,
-                deps=dict(result.deps),
-            ),
+        stage = StageRecord(
+            name=result.name,
+            status=result.status,
+            started_at=started_at,
+            duration=result.duration,
+            attempts=max(result.attempts, 1),
+            outs=dict(result.outs),
+            error=result.error,
+            deps=dict(result.deps),
         )
+        if self.store is None and result.status in ("up-to-date", "frozen"):
+            self._quiet_stages.append(stage)
+            return
+        self._open_record()
+        assert self.store is not None
+        self.store.record_stage(self.run_id, stage)
 
     def _finish_record(self, status: str) -> None:
         if self.store is None or self.run_id is None:
-            return
+            return  # nothing ran or was restored: nothing to record
         metrics: dict[str, object] = {}
         try:
             from conveyor.pipeline._metrics import read_metrics
@@ -474,6 +491,7 @@ class _Runner:
         return False
 
     def _prepare(self, name: str) -> StageProcess:
+        self._open_record()  # before the stage starts: a run killed during it is on record
         stage = self.dag.stage(name)
         for out in stage.outs:
             target = self.ws.root / out.path

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING
 from conveyor._lazy import lazy_exports
 
 _EXPORTS = {
-    "RunRecord": "_runs",
+    "RunRecord": "_records",
     "RunStore": "_runs",
-    "StageRecord": "_runs",
-    "RUN_STATUSES": "_runs",
-    "STAGE_STATUSES": "_runs",
-    "environment_info": "_runs",
-    "git_state": "_runs",
-    "installed_distributions": "_runs",
-    "new_run_id": "_runs",
+    "StageRecord": "_records",
+    "RUN_STATUSES": "_records",
+    "STAGE_STATUSES": "_records",
+    "environment_info": "_records",
+    "git_state": "_records",
+    "installed_distributions": "_records",
+    "new_run_id": "_records",
     "RunComparison": "_report",
     "ValueChange": "_report",
     "StageChange": "_report",
@@ -44,19 +44,19 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from conveyor.store._records import RUN_STATUSES as RUN_STATUSES
+    from conveyor.store._records import STAGE_STATUSES as STAGE_STATUSES
+    from conveyor.store._records import RunRecord as RunRecord
+    from conveyor.store._records import StageRecord as StageRecord
+    from conveyor.store._records import environment_info as environment_info
+    from conveyor.store._records import git_state as git_state
+    from conveyor.store._records import installed_distributions as installed_distributions
+    from conveyor.store._records import new_run_id as new_run_id
     from conveyor.store._report import RunComparison as RunComparison
     from conveyor.store._report import StageChange as StageChange
     from conveyor.store._report import ValueChange as ValueChange
     from conveyor.store._report import compare_runs as compare_runs
-    from conveyor.store._runs import RUN_STATUSES as RUN_STATUSES
-    from conveyor.store._runs import STAGE_STATUSES as STAGE_STATUSES
-    from conveyor.store._runs import RunRecord as RunRecord
     from conveyor.store._runs import RunStore as RunStore
-    from conveyor.store._runs import StageRecord as StageRecord
-    from conveyor.store._runs import environment_info as environment_info
-    from conveyor.store._runs import git_state as git_state
-    from conveyor.store._runs import installed_distributions as installed_distributions
-    from conveyor.store._runs import new_run_id as new_run_id
 
 
 __getattr__ = lazy_exports(__name__, {name: f"{__name__}.{module}" for name, module in _EXPORTS.items()})

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.store._runs import RunRecord
+from conveyor.store._records import RunRecord
 
 METRIC_COLUMNS = 3  # metrics shown as columns of ``runs list``
 
