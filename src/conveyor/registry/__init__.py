@@ -21,7 +21,7 @@ _EXPORTS = {
     "PromotionRefused": "_registry",
     "parse_ref": "_registry",
     "current_actor": "_registry",
-    "registry_roots": "_registry",
+    "registry_roots": "_roots",
     "ModelVersion": "_records",
     "ModelInfo": "_records",
     "AliasMove": "_records",
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from conveyor.registry._registry import Registry as Registry
     from conveyor.registry._registry import current_actor as current_actor
     from conveyor.registry._registry import parse_ref as parse_ref
-    from conveyor.registry._registry import registry_roots as registry_roots
+    from conveyor.registry._roots import registry_roots as registry_roots
     from conveyor.registry._signature import ColumnSpec as ColumnSpec
     from conveyor.registry._signature import Signature as Signature
 

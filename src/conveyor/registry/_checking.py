@@ -123,7 +123,7 @@ def pinned_hashes(ws: Workspace) -> set[str]:
     found = {out.hash for entry in Lock.read(ws.root / LOCK_FILE).entries.values() for out in entry.outs}
     with Repo(ws) as repo:
         found.update(item.pointer.digest for item in repo.tracked())
-    from conveyor.registry._registry import registry_roots
+    from conveyor.registry._roots import registry_roots
 
     found.update(digest for digest, _label in registry_roots(ws))
     return found

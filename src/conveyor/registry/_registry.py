@@ -779,7 +779,7 @@ def lineage_of(runs: Any, record: RunRecord, digest: str) -> Lineage:
     )
 
 
-def registry_roots(ws: Workspace) -> list[tuple[str, str]]:
+def _registry_roots(ws: Workspace) -> list[tuple[str, str]]:
     """(hash, label) of the artifacts of every registered version, for gc and push; nothing
     when the workspace has no database yet."""
     db = Database.open(ws, create=False)

@@ -34,9 +34,8 @@ from conveyor.store._schema import HEAD, REVISIONS, metadata
 if TYPE_CHECKING:
     from conveyor.workspace import Workspace
 
-ENV_URL = "CONVEYOR_DB"
-DEFAULT_DIR = "store"
-DEFAULT_FILE = "conveyor.db"
+from conveyor.store._db_location import DEFAULT_DIR, DEFAULT_FILE, ENV_URL
+
 _LEGACY_RUNS = ("runs", "runs.db")  # the SQLite-only run store before the SQL store (schema version 1)
 _MIGRATION_LOCK = 0x636F6E76  # "conv": the PostgreSQL advisory lock held while migrating
 _WRITE = "conveyor_write"  # execution option: begin the transaction as a writer (SQLite: BEGIN IMMEDIATE)
