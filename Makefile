@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint bench bench-versioning bench-pipeline bench-remote bench-checks clean
+.PHONY: demo test lint bench bench-versioning bench-pipeline bench-remote bench-checks bench-registry clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check src tests bench demo
 	$(BIN)/mypy
 
-bench: bench-versioning bench-pipeline bench-remote bench-checks
+bench: bench-versioning bench-pipeline bench-remote bench-checks bench-registry
 
 bench-versioning: $(VENV)/.demo-installed
 	$(BIN)/python bench/bench_versioning.py $(BENCH_ARGS)
@@ -47,6 +47,10 @@ bench-remote: $(VENV)/.test-installed
 # installs Deepchecks 0.19.1 (with the older NumPy, pandas and scikit-learn it needs) into bench/.venv-deepchecks
 bench-checks: $(VENV)/.test-installed
 	$(BIN)/python bench/bench_checks.py $(BENCH_CHECKS_ARGS)
+
+# installs MLflow (mlflow-skinny) into bench/.venv-mlflow on first use; SQLite and the machine's PostgreSQL
+bench-registry: $(VENV)/.test-installed
+	$(BIN)/python bench/bench_registry.py $(BENCH_REGISTRY_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -211,6 +211,7 @@ def test_tags_descriptions_and_several_aliases(repo: Project) -> None:
         version = registry.get("iris@staging")
         assert version.tags == {"reviewed": "yes"} and version.description == "the first one"
         assert version.aliases == ("champion", "staging")
+        assert registry.versions("iris") == [version]  # the listing's batched lookups agree with get()
 
 
 # -- the promotion policy ------------------------------------------------------------------------
@@ -251,6 +252,7 @@ def test_the_policy_refuses_a_version_without_its_checks_until_they_pass(repo: P
     assert check.code == 0, check
     shown = repo.ok("model", "show", "iris:1")
     assert "model_evaluation: passed" in shown and "on the model" in shown
+    assert "model_evaluation ok" in repo.ok("model", "show", "iris")  # the versions table
     assert repo.ok("model", "promote", "iris", "1", "--to", "production") == "production: nothing -> iris:1\n"
 
 

@@ -376,8 +376,30 @@ class Registry:
                 .where(t.model_versions.c.model_id == model.id)
                 .order_by(t.model_versions.c.version)
             ).all()
-            found = [self._version(conn, model, row) for row in rows]
-        return [self._with_checks(v) for v in found]
+            # three queries for the whole list, not three a version: tags, aliases, then checks
+            tags: dict[int, dict[str, str]] = {}
+            for version_id, key, value in conn.execute(
+                sa.select(t.version_tags.c.version_id, t.version_tags.c.key, t.version_tags.c.value)
+                .join(t.model_versions, t.model_versions.c.id == t.version_tags.c.version_id)
+                .where(t.model_versions.c.model_id == model.id)
+                .order_by(t.version_tags.c.key)
+            ).all():
+                tags.setdefault(version_id, {})[key] = value
+            aliases: dict[int, list[str]] = {}
+            for alias, number in conn.execute(
+                sa.select(t.aliases.c.alias, t.aliases.c.version)
+                .where(t.aliases.c.model_id == model.id)
+                .order_by(t.aliases.c.alias)
+            ).all():
+                aliases.setdefault(number, []).append(alias)
+            found = [
+                self._version(conn, model, row, tags.get(row.id, {}), tuple(aliases.get(row.version, ())))
+                for row in rows
+            ]
+        from dataclasses import replace
+
+        checks = self._checks_for(found)
+        return [replace(v, checks=tuple(checks[v.version])) for v in found]
 
     def get(self, ref: str) -> ModelVersion:
         """The version ``ref`` names: ``NAME:N``, ``NAME@ALIAS``, or ``NAME`` / ``NAME:latest``."""
@@ -419,22 +441,32 @@ class Registry:
             version = self._version(conn, model, row)
         return self._with_checks(version)
 
-    def _version(self, conn: sa.Connection, model: Any, row: Any) -> ModelVersion:
-        tags = dict(
-            conn.execute(
-                sa.select(t.version_tags.c.key, t.version_tags.c.value)
-                .where(t.version_tags.c.version_id == row.id)
-                .order_by(t.version_tags.c.key)
-            ).all()
-        )
-        aliases = tuple(
-            a
-            for (a,) in conn.execute(
-                sa.select(t.aliases.c.alias)
-                .where((t.aliases.c.model_id == model.id) & (t.aliases.c.version == row.version))
-                .order_by(t.aliases.c.alias)
-            ).all()
-        )
+    def _version(
+        self,
+        conn: sa.Connection,
+        model: Any,
+        row: Any,
+        tags: dict[str, str] | None = None,
+        aliases: tuple[str, ...] | None = None,
+    ) -> ModelVersion:
+        """The record of a version row; its tags and aliases looked up unless given."""
+        if tags is None:
+            tags = dict(
+                conn.execute(
+                    sa.select(t.version_tags.c.key, t.version_tags.c.value)
+                    .where(t.version_tags.c.version_id == row.id)
+                    .order_by(t.version_tags.c.key)
+                ).all()
+            )
+        if aliases is None:
+            aliases = tuple(
+                a
+                for (a,) in conn.execute(
+                    sa.select(t.aliases.c.alias)
+                    .where((t.aliases.c.model_id == model.id) & (t.aliases.c.version == row.version))
+                    .order_by(t.aliases.c.alias)
+                ).all()
+            )
         return ModelVersion(
             model=model.name,
             version=row.version,
@@ -464,32 +496,44 @@ class Registry:
     def checks_of(self, version: ModelVersion) -> list[CheckRecord]:
         """The check results that concern ``version``: run on its artifact (as the model), or
         data-only suites run on data in its lineage. Oldest first."""
+        return self._checks_for([version])[version.version]
+
+    def _checks_for(self, versions: list[ModelVersion]) -> dict[int, list[CheckRecord]]:
+        """:meth:`checks_of` for several versions of one model, in two queries."""
         from conveyor.store._checks import checks_on
 
-        records = []
-        for row in checks_on(self.db, {version.artifact_hash}, roles=("model",)):
-            if row.inputs.get("model", ("", ""))[1] == version.artifact_hash:
-                records.append(self._check_record(row, "model"))
-        data = self._with_folder_files(set(version.lineage.deps.values()) | set(version.lineage.upstream.values()))
-        for row in checks_on(self.db, data, roles=("data", "train", "test")):
+        found: dict[int, list[CheckRecord]] = {v.version: [] for v in versions}
+        by_artifact: dict[str, list[int]] = {}
+        for v in versions:
+            by_artifact.setdefault(v.artifact_hash, []).append(v.version)
+        for row in checks_on(self.db, set(by_artifact), roles=("model",)):
+            for number in by_artifact.get(row.inputs.get("model", ("", ""))[1], ()):
+                found[number].append(self._check_record(row, "model"))
+        raw = {v.version: set(v.lineage.deps.values()) | set(v.lineage.upstream.values()) for v in versions}
+        folders = self._folder_files(set().union(*raw.values()) if raw else set())
+        lineages = {number: hashes.union(*(folders.get(h, ()) for h in hashes)) for number, hashes in raw.items()}
+        every = set().union(*lineages.values()) if lineages else set()
+        for row in checks_on(self.db, every, roles=("data", "train", "test")):
+            if "model" in row.inputs or "champion" in row.inputs:
+                continue
             looked_at = [digest for role, (_path, digest) in row.inputs.items() if role in ("data", "train", "test")]
-            # a data suite concerns the version when all it looked at is in the lineage (a train set
-            # checked against some other test set says nothing of this model), and no model was involved
-            if "model" not in row.inputs and "champion" not in row.inputs and all(d in data for d in looked_at):
-                records.append(self._check_record(row, "data"))
-        return sorted(records, key=lambda c: c.recorded_at)
+            # a data suite concerns a version when all it looked at is in the lineage (a train set
+            # checked against some other test set says nothing of this model)
+            for number, data in lineages.items():
+                if all(d in data for d in looked_at):
+                    found[number].append(self._check_record(row, "data"))
+        return {number: sorted(records, key=lambda c: c.recorded_at) for number, records in found.items()}
 
-    def _with_folder_files(self, hashes: set[str]) -> set[str]:
-        """``hashes`` and, for each that is a folder's manifest, the hashes of its files: a
-        check of data/train.csv concerns a model made from the folder data/."""
-        if self.ws is None:
-            return hashes
+    def _folder_files(self, hashes: set[str]) -> dict[str, set[str]]:
+        """For each of ``hashes`` that is a folder's manifest, the hashes of its files: a check
+        of data/train.csv concerns a model made from the folder data/."""
+        if self.ws is None or not hashes:
+            return {}
         from conveyor.errors import ConveyorError
         from conveyor.versioning._repo import Repo
 
         header = b"conveyor-manifest "  # a folder's manifest starts so (versioning/_manifest.py)
-
-        found = set(hashes)
+        found: dict[str, set[str]] = {}
         with Repo(self.ws) as repo:
             for digest in hashes:
                 try:
@@ -500,7 +544,7 @@ class Registry:
                 except (OSError, ConveyorError):
                     continue
                 if manifest is not None:
-                    found.update(entry.digest for entry in manifest.entries.values())
+                    found[digest] = {entry.digest for entry in manifest.entries.values()}
         return found
 
     @staticmethod
