@@ -69,7 +69,9 @@ class S3Server:
     """
 
     def __init__(self, port: int = 0) -> None:
-        self.port = port
+        # not 0: a port the kernel picks comes from the ephemeral range, where an outgoing
+        # connection of another test (PostgreSQL's, say) may take it while the server is dead
+        self.port = port or port_outside_ephemeral_range()
         self.requests = 0
         self.died = threading.Event()
         self._lock = threading.Lock()
@@ -543,6 +545,22 @@ def s3_remote_on(endpoint: str, *, prefix: str = "some/prefix") -> Remote:
     s3_client(endpoint).create_bucket(Bucket=bucket)
     root = f"{bucket}/{prefix}"
     return Remote("s3", f"s3://{root}", s3_filesystem(endpoint), root, endpoint, bucket)
+
+
+def port_outside_ephemeral_range() -> int:
+    """A free TCP port below Linux's ephemeral range (32768-60999), which no outgoing
+    connection is given, so a server can stop and listen on it again later."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 32767)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32767")
 
 
 def free_port() -> int:
