@@ -22,6 +22,7 @@ from conveyor.cli._model import register as _register_model
 from conveyor.cli._pipeline import register as _register_pipeline
 from conveyor.cli._remote import register as _register_remote
 from conveyor.cli._runs import register as _register_runs
+from conveyor.cli._serve import register as _register_serve
 from conveyor.cli._workspace import register as _register_workspace
 
 
@@ -56,6 +57,7 @@ _register_import_dvc(cli)
 _register_check(cli)
 _register_remote(cli)
 _register_model(cli)
+_register_serve(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

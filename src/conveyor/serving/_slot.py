@@ -1,0 +1,134 @@
+"""The model a server answers with: a registered version, loaded (its artifact verified by
+hash), warmed up, and replaced by another in one assignment.
+
+Requests read :attr:`ModelSlot.current` once and use that :class:`Loaded` to the end, so a
+swap never mixes two versions in one answer and never fails a request in flight.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from conveyor.errors import ConveyorError, DataError
+from conveyor.serving._protocol import ProtocolError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from conveyor.registry import ModelVersion, Registry, Signature
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One version in memory, ready to predict."""
+
+    version: ModelVersion
+    model: Any
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def name(self) -> str:
+        return self.version.model
+
+    @property
+    def number(self) -> int:
+        return self.version.version
+
+    @property
+    def signature(self) -> Signature | None:
+        return self.version.signature
+
+    def predict(self, frame: pd.DataFrame, *, proba: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels (and class probabilities, when asked and the model gives them) for every row.
+        Input that does not fit the signature is a :class:`ProtocolError` naming the column;
+        a model that cannot predict on input that does fit is one too (422), with its reason."""
+        import numpy as np
+
+        features = conform(frame, self.signature)
+        try:
+            labels = np.asarray(self.model.predict(features))
+            probabilities = None
+            if proba and hasattr(self.model, "predict_proba"):
+                probabilities = np.asarray(self.model.predict_proba(features), dtype=np.float64)
+        except Exception as exc:  # whatever the model raises is about this input
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ProtocolError(
+                f"the model could not predict on this input: {type(exc).__name__}: {reason}", 422
+            ) from exc
+        if labels.ndim != 1 or len(labels) != len(features):
+            raise ProtocolError(f"the model returned shape {labels.shape} for {len(features)} rows", 500)
+        return labels, probabilities
+
+
+def conform(frame: pd.DataFrame, signature: Signature | None) -> pd.DataFrame:
+    """The signature's input columns of ``frame``, in its order and converted to its types
+    (numbers sent as text become numbers); a missing or unusable column is a 400 naming it."""
+    import pandas as pd
+
+    if signature is None or not signature.inputs:
+        return frame
+    try:
+        signature.validate(frame, what="input")
+    except DataError as exc:
+        raise ProtocolError(exc.message) from None
+    out = {}
+    for spec in signature.inputs:
+        column = frame[spec.name]
+        if spec.type in ("double", "long") and column.dtype.kind not in "biuf":
+            column = pd.to_numeric(column, errors="coerce")
+        if spec.type == "double":
+            column = column.astype("float64")
+        elif spec.type == "long" and column.notna().all():
+            column = column.astype("int64")
+        elif spec.type == "datetime":
+            column = pd.to_datetime(column, errors="coerce")
+        out[spec.name] = column
+    return pd.DataFrame(out, index=frame.index)
+
+
+def warm_up_frame(signature: Signature | None, recent: pd.DataFrame | None) -> pd.DataFrame | None:
+    """What to warm a new version up with: recent live requests when there are some (real
+    inputs), else one row made from the signature (zeros, empty text)."""
+    import pandas as pd
+
+    if recent is not None and len(recent):
+        return recent
+    if signature is None or not signature.inputs:
+        return None
+    defaults = {"double": 0.0, "long": 0, "boolean": False, "string": "", "datetime": pd.Timestamp(0)}
+    return pd.DataFrame({c.name: [defaults.get(c.type, 0)] for c in signature.inputs})
+
+
+class ModelSlot:
+    """The version being served, swapped atomically."""
+
+    def __init__(self) -> None:
+        self.current: Loaded | None = None
+        self.last_error: str | None = None  # why the last load or warm-up failed, for /ready and logs
+
+    def load(self, registry: Registry, ref: str | ModelVersion, *, recent: pd.DataFrame | None = None) -> Loaded:
+        """Load and warm up a version without touching :attr:`current`; a failure is a
+        :class:`ConveyorError` (and is remembered in :attr:`last_error`)."""
+        try:
+            version = ref if not isinstance(ref, str) else registry.get(ref)
+            model = registry.load(version)
+            candidate = Loaded(version, model)
+            sample = warm_up_frame(candidate.signature, recent)
+            if sample is not None:
+                candidate.predict(sample, proba=True)
+        except ProtocolError as exc:
+            self.last_error = f"warm-up failed: {exc.message}"
+            raise ConveyorError(f"{ref if isinstance(ref, str) else ref.ref}: {self.last_error}") from exc
+        except ConveyorError as exc:
+            self.last_error = exc.message
+            raise
+        self.last_error = None
+        return candidate
+
+    def swap(self, loaded: Loaded) -> Loaded | None:
+        """Serve ``loaded`` from the next request on; returns what was served before."""
+        before, self.current = self.current, loaded
+        return before
