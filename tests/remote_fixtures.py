@@ -130,7 +130,7 @@ class S3Server:
             try:
                 server = make_server("127.0.0.1", self.port, app, threaded=True, request_handler=Handler)
                 break
-            except OSError:
+            except (OSError, SystemExit):  # werkzeug reports a port in use by sys.exit(1)
                 if attempt == 49 or self.port == 0:
                     raise
                 time.sleep(0.1)  # the port of the previous incarnation is still being released
