@@ -603,3 +603,107 @@ def test_an_onnx_model_registers_and_gates_like_any_other(repo: Project) -> None
     assert check.code == 0, check
     values = json.loads(check.out)["checks"][0]["values"]
     assert values["test_accuracy"] > 0.9 and "test_roc_auc" in values  # probabilities came through
+
+
+# -- found by review -----------------------------------------------------------------------------
+
+
+def test_a_strict_gate_that_fails_on_a_warning_is_recorded_as_failed(repo: Project) -> None:
+    data = datasets.load_iris(as_frame=True).frame
+    data.to_csv(repo.root / "test.csv", index=False)
+    repo.write("conveyor.yaml", POLICY.replace("[model_evaluation]", "[strict]"))  # the suite file's name
+    iris_model(repo)
+    repo.ok("model", "register", "iris", "model.pkl")
+    args = ["check", "model_evaluation", "--model", "iris:1", "--test", "test.csv", "--label", "target"]
+    suite = repo.root / "strict.yaml"
+    suite.write_text("suite: model_evaluation\nconditions:\n  inference_time:\n    max_ms_per_row: {warn: 0}\n")
+    strict = repo.cvy("check", str(suite), *args[2:], "--strict")
+    assert strict.code == 1, strict
+    refused = repo.cvy("model", "promote", "iris", "1", "--to", "production")
+    assert refused.code == 1 and "did not pass" in refused.err, refused
+
+
+def test_a_model_suite_run_without_a_model_counts_for_no_version(repo: Project) -> None:
+    data = datasets.load_iris(as_frame=True).frame
+    data.to_csv(repo.root / "test.csv", index=False)
+    repo.write("conveyor.yaml", POLICY)
+    pipeline_free = iris_model(repo)
+    repo.ok("model", "register", "iris", str(pipeline_free.name))
+    skipped = repo.cvy("check", "model_evaluation", "--test", "test.csv", "--label", "target")
+    assert skipped.code == 0, skipped  # every check skipped: nothing failed
+    refused = repo.cvy("model", "promote", "iris", "1", "--to", "production")
+    assert refused.code == 1 and "no result of model_evaluation" in refused.err, refused
+
+
+def test_from_run_refuses_a_file_the_run_did_not_produce(repo: Project) -> None:
+    pipeline_project(repo)
+    iris_model(repo, name="other.pkl", c=0.3)
+    result = repo.cvy("model", "register", "iris", "other.pkl", "--from-run", "latest")
+    assert result.code == 2 and "did not produce this file" in result.err, result
+
+
+def test_a_workspace_whose_path_looks_like_url_escapes_keeps_its_database_and_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "p%41q"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
+    project = Project(root, capsys)
+    project.ok("init")
+    iris_model(project)
+    project.ok("model", "register", "m", "model.pkl")
+    assert (root / ".conveyor" / "store" / "conveyor.db").is_file()
+    assert not (tmp_path / "pAq").exists()
+    (root / "model.pkl").unlink()
+    project.ok("gc")
+    with open_registry(project) as registry:
+        assert type(registry.load("m:1")).__name__ == "LogisticRegression"
+
+
+def test_a_push_from_a_workspace_without_another_ones_models_succeeds(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    projects = []
+    for name in ("a", "b"):
+        root = tmp_path / name
+        root.mkdir()
+        subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
+        project = Project(root, capsys)
+        project.ok("init")
+        set_value(root / ".conveyor", "store.url", database_url, local=True)
+        project.ok("remote", "add", "origin", str(tmp_path / "remote"), "--default")
+        projects.append(project)
+    iris_model(projects[0])
+    projects[0].ok("model", "register", "iris", "model.pkl")
+    projects[1].write("data.txt", "hello")
+    projects[1].ok("add", "data.txt")
+    projects[1].ok("push")  # the model registered in a is not b's to send
+    projects[1].ok("fetch")  # nor missing: a has not pushed it yet
+    projects[0].ok("push")
+    projects[1].ok("fetch")
+    with open_registry(projects[1]) as registry:
+        assert type(registry.load("iris:1")).__name__ == "LogisticRegression"  # now it travelled
+
+
+def test_passwords_stay_out_of_the_committed_config_and_of_messages(project: Project) -> None:
+    committed = project.cvy("config", "store.url", "postgresql://u:secret@h/db")
+    assert committed.code == 2 and "must not go into the committed config" in committed.err
+    query = project.run("model", "list", env={"CONVEYOR_DB": "postgresql://u@127.0.0.1:1/db?password=topsecret"})
+    assert query.code == 74 and "topsecret" not in query.err, query
+
+
+def test_odd_references_times_and_paths_are_one_line_errors(repo: Project, tmp_path: Path) -> None:
+    iris_model(repo)
+    repo.ok("model", "register", "iris", "model.pkl")
+    for args, message in [
+        (("model", "show", "iris:²"), "bad model version"),
+        (("model", "show", "iris:99999999999999999999"), "bad model version"),
+        (("model", "history", "iris", "--at", "0001-01-01"), "is not a time"),
+        (("model", "history", "iris", "--at", "yesterday"), "is not a time"),
+    ]:
+        result = repo.cvy(*args)
+        assert result.code == 2 and message in result.err, (args, result)
+        assert len(result.err.strip().splitlines()) == 1
+    outside = iris_model(Project(tmp_path, None), name="elsewhere.pkl")  # type: ignore[arg-type]
+    shown = json.loads(repo.ok("model", "register", "iris", str(outside), "--json"))
+    assert shown["source"] == str(outside)

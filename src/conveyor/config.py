@@ -125,7 +125,9 @@ def _has_password(url: Any) -> bool:
     """Whether a database URL carries a password (``scheme://user:password@host``)."""
     import re
 
-    return isinstance(url, str) and re.search(r"//[^/@:]*:[^/@]+@", url) is not None
+    if not isinstance(url, str):
+        return False
+    return re.search(r"//[^/@:]*:[^/]+@", url) is not None or re.search(r"[?&]password=", url) is not None
 
 
 def _env_name(key: str) -> str:
@@ -248,6 +250,11 @@ def set_value(conveyor_dir: Path, key: str, value: str | None, *, local: bool = 
     else:
         parsed = spec.parse(value)
         flat[key] = list(parsed) if isinstance(parsed, tuple) else parsed
+    if value is not None and not local and key == "store.url" and _has_password(value):
+        raise UsageError(
+            "'store.url' holds a password: it must not go into the committed config",
+            hint="pass --local to keep it in .conveyor/config.local, or set CONVEYOR_DB, or use ~/.pgpass",
+        )
     if value is not None and not local and key.startswith("remote.") and key.rsplit(".", 1)[1] in SECRET_OPTIONS:
         raise UsageError(
             f"'{key}' is a secret: it must not go into the committed config",

@@ -61,8 +61,9 @@ def run(
     except ConveyorError as exc:
         print(f"error: {exc.format_message()}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    record_result(ws, result, inputs.files, stage=stage, run_id=os.environ.get("CONVEYOR_RUN_ID"))
     failed = not result.passed or (strict and result.status == "warn")
+    run_id = os.environ.get("CONVEYOR_RUN_ID")
+    record_result(ws, result, inputs.files, passed=not failed, stage=stage, run_id=run_id)
     for line in summary_lines(result, failed=failed):
         print(line)
     print(f"report: {paths['html']}")

@@ -88,8 +88,8 @@ def check_cmd(
         seed=seed,
         reports=report_dir,
     )
-    record_result(ws, result, inputs.files)
     failed = not result.passed or (strict and result.status == "warn")
+    record_result(ws, result, inputs.files, passed=not failed)  # as the gate decided, --strict included
     if as_json:
         click.echo(checks.to_json(result), nl=False)
     else:

@@ -20,10 +20,12 @@ def model_group() -> None:
     """Register model versions, move aliases (production, staging, ...) and read their history."""
 
 
-def _open() -> Registry:
+def _open(*, create: bool = True) -> Registry:
+    """The registry of the workspace here; reading commands pass ``create=False`` (a mistyped
+    database path must not quietly become a new, empty database)."""
     from conveyor.registry import Registry
 
-    return Registry.open()
+    return Registry.open(create=create)
 
 
 @model_group.command("register")
@@ -106,7 +108,7 @@ def list_cmd(as_json: bool) -> None:
     """List the registered models: versions, the latest one, aliases."""
     from conveyor.store._report import format_table, format_time
 
-    with _open() as registry:
+    with _open(create=False) as registry:
         models = registry.models()
     if as_json:
         click.echo(json.dumps([m.to_json() for m in models], indent=2))
@@ -136,7 +138,7 @@ def show_cmd(ref: str, as_json: bool) -> None:
     """Show a model and its versions (NAME), or one version with its lineage and checks."""
     from conveyor.store._report import format_table, format_time
 
-    with _open() as registry:
+    with _open(create=False) as registry:
         if ":" in ref or "@" in ref:
             version = registry.get(ref)
             if as_json:
@@ -268,7 +270,7 @@ def history_cmd(name: str, alias: str | None, when: str | None, as_json: bool) -
     """Every move of the aliases of model NAME, oldest first: when, who, from, to, why."""
     from conveyor.store._report import format_table, format_time
 
-    with _open() as registry:
+    with _open(create=False) as registry:
         moves = registry.history(name, alias=alias)
         if when is not None:
             stamp = _parse_time(when)
@@ -311,15 +313,18 @@ def _parse_time(text: str) -> float:
 
     if text == "now":
         return time.time()
+    from conveyor.errors import UsageError
+
     try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a time: use ISO 8601 (2026-11-27T09:30, with a zone if not local)"
+        parsed = dt.datetime.fromisoformat(text.replace(" UTC", "+00:00"))  # also the form history prints
+        if parsed.tzinfo is None:
+            parsed = parsed.astimezone()  # a local time, as the history prints them
+        # a time to the second, as history prints them, means the end of that second
+        return parsed.timestamp() + (0.999999 if parsed.microsecond == 0 and text != "now" else 0.0)
+    except (ValueError, OverflowError, OSError):
+        raise UsageError(
+            f"--at {text!r} is not a time", hint="use ISO 8601: 2026-11-27T09:30 (local), with +00:00 for UTC, or 'now'"
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.astimezone()  # a local time, as the history prints them
-    return parsed.timestamp()
 
 
 @model_group.command("tag")

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from conveyor.checks import SuiteResult
     from conveyor.workspace import Workspace
 
-_REGISTRY_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*(@[A-Za-z0-9][A-Za-z0-9_.\-]*|:(\d+|latest))\Z")
+_REGISTRY_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*(@[A-Za-z0-9][A-Za-z0-9_.\-]*|:([0-9]+|latest))\Z")
 
 
 def is_registry_ref(text: str) -> bool:
@@ -134,6 +134,7 @@ def record_result(
     result: SuiteResult,
     files: dict[str, tuple[str, str]],
     *,
+    passed: bool | None = None,
     stage: str | None = None,
     run_id: str | None = None,
 ) -> bool:
@@ -141,10 +142,13 @@ def record_result(
     fails the caller: the gate has already decided; a recording problem is printed."""
     if ws is None:
         return False
+    from conveyor.checks._registry import CHECKS
     from conveyor.store._checks import record_check
     from conveyor.store._db import Database
 
     summary = {
+        # a suite with model checks that was given no model file says nothing of any model or its data
+        "needs_model": any("model" in CHECKS[r.check].needs for r in result.results if r.check in CHECKS),
         "counts": result.counts(),
         "problems": [r.check for r in result.results if r.status in ("fail", "error", "warn")],
     }
@@ -154,7 +158,7 @@ def record_result(
                 db,
                 suite=result.suite,
                 status=result.status,
-                passed=result.passed,
+                passed=result.passed if passed is None else passed,
                 inputs=files,
                 summary=summary,
                 stage=stage,

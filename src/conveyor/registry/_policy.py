@@ -62,7 +62,12 @@ class Policy:
             if check.stage:
                 latest[check.stage] = check
         missing = tuple(name for name in required if name not in latest)
-        failed = tuple(name for name in required if name in latest and not latest[name].passed)
+        # a suite whose every check was skipped tested nothing: it does not meet a requirement
+        failed = tuple(
+            name
+            for name in required
+            if name in latest and (not latest[name].passed or latest[name].status == "skipped")
+        )
         return Verdict(alias, required, missing, failed)
 
 

@@ -62,7 +62,7 @@ def parse_ref(text: str) -> tuple[str, int | None, str | None]:
         name, version = text.rsplit(":", 1)
         if version == "latest":
             return check_name(name), None, None
-        if not version.isdigit() or int(version) < 1:
+        if not re.fullmatch(r"[0-9]{1,9}", version) or int(version) < 1:
             raise UsageError(f"bad model version '{version}' in '{text}'", hint="versions are numbers from 1: NAME:3")
         return check_name(name), int(version), None
     return check_name(text), None, None
@@ -171,8 +171,14 @@ class Registry:
                 artifact, name_in_store, detected = self._store_file(ws, Path(path), flavor)
             digest, size = artifact
             record, lineage = self._lineage(runs, digest, run)
+            if run is not None and lineage.stage is None:
+                assert record is not None
+                raise UsageError(
+                    f"run {record.id} did not produce this file: no stage of it wrote {digest[:12]}",
+                    hint="leave out --from-run: the run that made the file is found by its hash",
+                )
             commit = record.commit if record is not None else _head_commit(ws)
-            source = out if out is not None else ws.relpath(Path(path).absolute()) if path is not None else "(object)"
+            source = out if out is not None else _source_of(ws, Path(path)) if path is not None else "(object)"
             actor = current_actor()
             for attempt in range(_REGISTER_ATTEMPTS):
                 try:
@@ -514,7 +520,7 @@ class Registry:
         lineages = {number: hashes.union(*(folders.get(h, ()) for h in hashes)) for number, hashes in raw.items()}
         every = set().union(*lineages.values()) if lineages else set()
         for row in checks_on(self.db, every, roles=("data", "train", "test")):
-            if "model" in row.inputs or "champion" in row.inputs:
+            if "model" in row.inputs or "champion" in row.inputs or row.summary.get("needs_model"):
                 continue
             looked_at = [digest for role, (_path, digest) in row.inputs.items() if role in ("data", "train", "test")]
             # a data suite concerns a version when all it looked at is in the lineage (a train set
@@ -781,6 +787,15 @@ class Registry:
             ).all()
         for name, number, digest in rows:
             yield digest, f"model {name}:{number}"
+
+
+def _source_of(ws: Workspace, path: Path) -> str:
+    """Where a registered file came from: relative to the workspace when inside it."""
+    resolved = Path(os.path.normpath(path.absolute()))
+    try:
+        return ws.relpath(resolved)
+    except ValueError:
+        return str(resolved)
 
 
 def _head_commit(ws: Workspace) -> str | None:

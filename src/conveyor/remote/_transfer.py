@@ -61,6 +61,7 @@ class Root:
     digest: str
     kind: str  # "file" or "dir"
     label: str  # the path (or "run cache", "history") it belongs to
+    optional: bool = False  # a registered model: sent when here, fetched when there, never "missing"
 
 
 # -- what is needed -----------------------------------------------------------------------------
@@ -125,7 +126,8 @@ def collect_roots(repo: Repo, targets: list[str] | None, *, all_commits: bool, r
         from conveyor.registry import registry_roots
 
         for digest, label in registry_roots(ws):  # registered models travel with the data
-            add(digest, "file", label)
+            # optional: with a database shared by a team, other workspaces' models need not be here
+            roots.setdefault(digest, Root(digest, "file", label, optional=True))
     return list(roots.values())
 
 
@@ -259,6 +261,9 @@ def push(
     backend.check_writable()
     with ws.lock(), Repo(ws) as repo:
         roots = collect_roots(repo, targets, all_commits=all_commits, run_cache=run_cache)
+        optional = {r.digest for r in roots if r.optional}
+        absent = repo.odb.missing(optional)
+        roots = [r for r in roots if r.digest not in absent]  # registered elsewhere, not here: not ours to send
         needed, unknown = expand(repo, roots)
         for root in unknown:
             result.missing.append(root.digest)  # a folder whose manifest is not here: its files are unknown
@@ -480,6 +485,8 @@ def fetch_into(
     else:
         needed, unknown = expand(repo, roots)
         result.missing = sorted(repo.odb.missing(set(needed)) | {r.digest for r in unknown})
+    optional = {r.digest for r in roots if r.optional}
+    result.missing = [d for d in result.missing if d not in optional]  # a model only another workspace pushed
     needed, _unknown = expand(repo, roots)
     result.present = max(0, len(needed) - result.objects - len(result.missing))
     result.seconds = time.monotonic() - started

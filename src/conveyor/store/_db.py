@@ -41,13 +41,14 @@ _MIGRATION_LOCK = 0x636F6E76  # "conv": the PostgreSQL advisory lock held while 
 _WRITE = "conveyor_write"  # execution option: begin the transaction as a writer (SQLite: BEGIN IMMEDIATE)
 
 
-def workspace_url(ws: Workspace) -> str:
-    """The database URL of a workspace: ``CONVEYOR_DB``, ``store.url``, or the SQLite default."""
+def workspace_url(ws: Workspace) -> str | Path:
+    """The database of a workspace: ``CONVEYOR_DB``, ``store.url`` (URLs), or the SQLite file
+    of the default (a path, never pasted into a URL: ``%41`` or ``?`` in it must stay as is)."""
     from conveyor.config import Config
 
     url = os.environ.get(ENV_URL) or Config(ws.conveyor_dir).get("store.url")
     if not url:
-        return f"sqlite:///{ws.conveyor_dir / DEFAULT_DIR / DEFAULT_FILE}"
+        return ws.conveyor_dir / DEFAULT_DIR / DEFAULT_FILE
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database)
@@ -59,10 +60,10 @@ def workspace_url(ws: Workspace) -> str:
 def parse_url(text: str | Path) -> sa.URL:
     """A database URL (a path means a SQLite file), checked: only SQLite and PostgreSQL."""
     if isinstance(text, Path):
-        return sa.make_url(f"sqlite:///{text}")
+        return sa.URL.create("sqlite", database=str(text))
     try:
         url = sa.make_url(text)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise UsageError(
             f"'{_redact(text)}' is not a database URL",
             hint="use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE (store.url or CONVEYOR_DB)",
@@ -112,7 +113,7 @@ class Database:
         """The database of workspace ``ws``; the SQLite default adopts an older run store."""
         url = workspace_url(ws)
         default = ws.conveyor_dir / DEFAULT_DIR / DEFAULT_FILE
-        if url == f"sqlite:///{default}":
+        if url == default:
             legacy = ws.conveyor_dir.joinpath(*_LEGACY_RUNS)
             if create or (legacy.exists() and not default.exists()):
                 from conveyor.workspace import private_dir
@@ -135,7 +136,8 @@ class Database:
     def _label(self) -> str:
         if self.backend == "sqlite":
             return self.url.database or ":memory:"
-        return self.url.render_as_string(hide_password=True)
+        query = {k: ("***" if k.lower() == "password" else v) for k, v in self.url.query.items()}
+        return self.url.set(query=query).render_as_string(hide_password=True)
 
     def _engine(self, create: bool) -> sa.Engine:
         if self.backend == "sqlite":
