@@ -707,3 +707,28 @@ def test_odd_references_times_and_paths_are_one_line_errors(repo: Project, tmp_p
     outside = iris_model(Project(tmp_path, None), name="elsewhere.pkl")  # type: ignore[arg-type]
     shown = json.loads(repo.ok("model", "register", "iris", str(outside), "--json"))
     assert shown["source"] == str(outside)
+
+
+def test_a_challenger_counts_only_against_the_champion_the_alias_serves(repo: Project) -> None:
+    from sklearn.dummy import DummyClassifier
+
+    data = datasets.load_iris(as_frame=True).frame
+    data.to_csv(repo.root / "test.csv", index=False)
+    repo.write("conveyor.yaml", POLICY.replace("[model_evaluation]", "[champion_challenger]"))
+    iris_model(repo)
+    repo.ok("model", "register", "iris", "model.pkl")  # 1: good
+    joblib.dump(
+        DummyClassifier(strategy="most_frequent").fit(data.drop(columns="target"), data["target"]),
+        repo.root / "dummy.pkl",
+    )
+    repo.ok("model", "register", "iris", "dummy.pkl")  # 2: a weak reference anyone could beat
+    repo.ok("model", "promote", "iris", "1", "--to", "production", "--force", "--reason", "bootstrap")
+    features = data.drop(columns="target")
+    joblib.dump(LogisticRegression(max_iter=1001).fit(features, data["target"]), repo.root / "candidate.pkl")
+    repo.ok("model", "register", "iris", "candidate.pkl")  # 3: as good as 1, other bytes
+    args = ["check", "champion_challenger", "--model", "iris:3", "--test", "test.csv", "--label", "target"]
+    assert repo.cvy(*args, "--champion", "iris:2").code == 0  # beats the dummy, says nothing of production
+    refused = repo.cvy("model", "promote", "iris", "3", "--to", "production")
+    assert refused.code == 1 and "no result of champion_challenger" in refused.err, refused
+    assert repo.cvy(*args, "--champion", "iris@production").code == 0
+    assert repo.ok("model", "promote", "iris", "3", "--to", "production") == "production: iris:1 -> iris:3\n"

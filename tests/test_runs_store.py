@@ -788,3 +788,22 @@ def test_each_stage_records_the_hashes_of_its_deps(project: Project) -> None:
         assert set(stage.deps) == {"input.txt"} and len(stage.deps["input.txt"]) == 64
         assert stage.outs["output.txt"] == stage.deps["input.txt"]  # the same bytes
         assert store.runs_producing(stage.outs["output.txt"])[0][1:] == ("copy", "output.txt")
+
+
+def test_a_run_records_only_the_metrics_of_the_stages_it_vouches_for(project: Project) -> None:
+    project.write("in.txt", "1\n")
+    project.write("a.sh", 'printf \'{"m": %s}\' "$(cat in.txt)" > a.json\n')
+    project.write("b.sh", "printf '{\"m\": 7}' > b.json\n")
+    project.write(
+        "conveyor.yaml",
+        "stages:\n"
+        "  a:\n    cmd: sh a.sh\n    deps: [a.sh, in.txt]\n    metrics: [{a.json: {cache: false}}]\n"
+        "  b:\n    cmd: sh b.sh\n    deps: [b.sh]\n    metrics: [{b.json: {cache: false}}]\n",
+    )
+    assert project.run("run").code == 0
+    with RunStore.open(Workspace.find(project.root)) as store:
+        assert store.get_run("latest").metrics == {"a.json:m": 1, "b.json:m": 7}
+    project.write("in.txt", "2\n")
+    assert project.run("run", "a").code == 0
+    with RunStore.open(Workspace.find(project.root)) as store:
+        assert store.get_run("latest").metrics == {"a.json:m": 2}  # b was not part of this run

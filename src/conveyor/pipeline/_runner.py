@@ -280,10 +280,15 @@ class _Runner:
             from conveyor.pipeline._metrics import read_metrics
 
             metrics = dict(read_metrics(self.ws, self.dag.pipeline))
-            # a metrics file whose stage did not finish in this run holds an older run's numbers
-            unfinished = {s.name for s in self.report.stages if s.status in ("failed", "skipped", "interrupted")}
-            stale_files = {out.path for name in unfinished for out in self.dag.stage(name).outs if out.kind == "metric"}
-            metrics = {k: v for k, v in metrics.items() if not any(k.startswith(f"{p}:") for p in stale_files)}
+            # only the metrics of stages this run vouches for (ran, restored, or up to date against the
+            # lock): a file of a stage that failed, or that was not selected, holds another run's numbers
+            current = {s.name for s in self.report.stages if s.status in ("ran", "restored", "up-to-date", "frozen")}
+            files = {
+                out.path for stage in self.dag.pipeline.stages.values() for out in stage.outs if out.kind == "metric"
+            }
+            vouched = {out.path for name in current for out in self.dag.stage(name).outs if out.kind == "metric"}
+            stale = files - vouched
+            metrics = {k: v for k, v in metrics.items() if not any(k.startswith(f"{p}:") for p in stale)}
         except (ConveyorError, ImportError):
             pass
         self.store.finish_run(self.run_id, status=status, ended_at=time.time(), metrics=metrics)
@@ -538,8 +543,9 @@ class _Runner:
                     self._ignore_outputs(stage)  # before the lock: a kill in between leaves nothing un-ignored
                     self.lock.set(name, entry)
                     self.lock.write()
-                    result.outs = {o.path: o.hash for o in outs}
-                    result.deps = {d.path: d.hash for d in entry.deps}
+                    if not moved:  # outputs made from inputs that changed under them are no lineage
+                        result.outs = {o.path: o.hash for o in outs}
+                        result.deps = {d.path: d.hash for d in entry.deps}
         self._emit(result, started_at)
         return result
 

@@ -30,8 +30,9 @@ class Verdict:
 
     alias: str
     required: tuple[str, ...]
-    missing: tuple[str, ...]  # never run on this version
+    missing: tuple[str, ...]  # never run on this version (or not against the champion in place)
     failed: tuple[str, ...]  # the latest result did not pass
+    champion_checked: bool = False  # a requirement was met by a comparison with the alias's current version
 
     @property
     def allowed(self) -> bool:
@@ -54,10 +55,13 @@ class Policy:
     requires: dict[str, tuple[str, ...]] = field(default_factory=dict)  # alias -> suite or stage names
     source: str = ""
 
-    def judge(self, alias: str, checks: tuple[CheckRecord, ...]) -> Verdict:
+    def judge(self, alias: str, checks: tuple[CheckRecord, ...], *, champion: str | None = None) -> Verdict:
+        """``champion``: the artifact hash ``alias`` serves now. A champion/challenger result
+        against any other model says nothing of this promotion and is left out."""
         required = self.requires.get(alias, ())
         latest: dict[str, CheckRecord] = {}
-        for check in sorted(checks, key=lambda c: c.recorded_at):
+        relevant = [c for c in checks if c.champion is None or champion is None or c.champion == champion]
+        for check in sorted(relevant, key=lambda c: c.recorded_at):
             latest[check.suite] = check
             if check.stage:
                 latest[check.stage] = check
@@ -68,7 +72,8 @@ class Policy:
             for name in required
             if name in latest and (not latest[name].passed or latest[name].status == "skipped")
         )
-        return Verdict(alias, required, missing, failed)
+        against = any(name in latest and latest[name].champion is not None for name in required)
+        return Verdict(alias, required, missing, failed, champion_checked=against and champion is not None)
 
 
 def load_policy(root: Path) -> Policy:

@@ -20,6 +20,7 @@ class CheckRecord:
     run_id: str | None = None
     on: str = "model"  # what it looked at: "model" (this artifact) or "data" (data in its lineage)
     summary: dict[str, Any] = field(default_factory=dict)
+    champion: str | None = None  # the artifact hash it was compared with (champion/challenger suites)
 
 
 @dataclass(frozen=True)

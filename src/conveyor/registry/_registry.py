@@ -555,13 +555,28 @@ class Registry:
 
     @staticmethod
     def _check_record(row: Any, on: str) -> CheckRecord:
-        return CheckRecord(row.suite, row.status, row.passed, row.recorded_at, row.stage, row.run_id, on, row.summary)
+        champion = row.inputs.get("champion", (None, None))[1]
+        return CheckRecord(
+            row.suite, row.status, row.passed, row.recorded_at, row.stage, row.run_id, on, row.summary, champion
+        )
 
     # -- aliases -----------------------------------------------------------------------------
 
     def judge(self, version: ModelVersion, alias: str) -> Verdict:
-        """What the promotion policy says of moving ``alias`` to ``version``."""
-        return self.policy.judge(alias, version.checks)
+        """What the promotion policy says of moving ``alias`` to ``version``: a comparison with a
+        champion counts only when that champion is what ``alias`` serves now."""
+        return self.policy.judge(alias, version.checks, champion=self._alias_artifact(version.model, alias))
+
+    def _alias_artifact(self, name: str, alias: str) -> str | None:
+        """The artifact hash ``alias`` points at now (None: it points nowhere yet)."""
+        versions, aliases = t.model_versions, t.aliases
+        with self.db.transaction("read the registry", write=False) as conn:
+            model = self._model_row(conn, name)
+            return conn.execute(
+                sa.select(versions.c.artifact_hash)
+                .join(aliases, (aliases.c.model_id == versions.c.model_id) & (aliases.c.version == versions.c.version))
+                .where((aliases.c.model_id == model.id) & (aliases.c.alias == alias))
+            ).scalar()
 
     def promote(
         self, ref: str, *, to: str, reason: str = "", force: bool = False, actor: str | None = None
@@ -579,8 +594,17 @@ class Registry:
         if force and not reason.strip():
             raise UsageError("--force needs --reason: the audit history records why", hint='--reason "hotfix for ..."')
         policy = {**verdict.to_json(), "overridden": bool(force and not verdict.allowed)}
+        judged_against = self.get(f"{version.model}@{to}").version if verdict.champion_checked else None
         return self._move(
-            version.model, to, version.version, "promote", reason=reason, forced=force, policy=policy, actor=actor
+            version.model,
+            to,
+            version.version,
+            "promote",
+            reason=reason,
+            forced=force,
+            policy=policy,
+            actor=actor,
+            expect_current=judged_against,
         )
 
     def rollback(self, name: str, *, alias: str, reason: str = "", actor: str | None = None) -> AliasMove:
@@ -603,6 +627,7 @@ class Registry:
         forced: bool = False,
         policy: dict[str, Any] | None = None,
         actor: str | None = None,
+        expect_current: int | None = None,
     ) -> AliasMove:
         who = actor or current_actor()
         aliases, events = t.aliases, t.alias_events
@@ -611,6 +636,12 @@ class Registry:
             now = time.time()  # once the lock is held: a mover that waited is not dated before the one it waited for
             this = (aliases.c.model_id == model.id) & (aliases.c.alias == alias)
             current = conn.execute(sa.select(aliases.c.version).where(this)).scalar()
+            if expect_current is not None and current != expect_current:
+                raise ConflictError(
+                    f"'{alias}' moved to {name}:{current} while the promotion was judged against "
+                    f"{name}:{expect_current}",
+                    hint="run the promotion again: it is judged against the champion now in place",
+                )
             if action == "rollback":
                 target = self._previous(conn, model, alias, current)
             elif action == "remove" and current is None:
