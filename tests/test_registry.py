@@ -732,3 +732,12 @@ def test_a_challenger_counts_only_against_the_champion_the_alias_serves(repo: Pr
     assert refused.code == 1 and "no result of champion_challenger" in refused.err, refused
     assert repo.cvy(*args, "--champion", "iris@production").code == 0
     assert repo.ok("model", "promote", "iris", "3", "--to", "production") == "production: iris:1 -> iris:3\n"
+
+
+def test_config_lists_remotes_and_never_prints_a_database_password(project: Project) -> None:
+    project.ok("remote", "add", "origin", "/tmp/somewhere")
+    project.ok("config", "store.url", "postgresql://u:hunter2@db/registry?password=also", "--local")
+    listed = project.ok("config")
+    assert "remote.origin.url = /tmp/somewhere" in listed and "store.url = postgresql://u:***@db" in listed
+    assert "hunter2" not in listed and "also" not in listed
+    assert "hunter2" not in project.ok("config", "--json") and "hunter2" not in project.ok("config", "store.url")

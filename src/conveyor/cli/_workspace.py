@@ -34,24 +34,25 @@ def init_cmd(path: str | None, no_scm: bool, force: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print all values as JSON.")
 def config_cmd(key: str | None, value: str | None, local: bool, unset: bool, as_json: bool) -> None:
     """Show or set configuration: `config` lists, `config KEY` shows, `config KEY VALUE` sets."""
-    from conveyor.config import KEYS, check_key, set_value
+    from conveyor.config import check_key, set_value
     from conveyor.workspace import Workspace
 
     ws = Workspace.find()
     if key is None:
         values = ws.config.items()
         if as_json:
-            click.echo(json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}, indent=2))
+            masked = {k: _secret_hidden(k, v) for k, v in values.items()}
+            click.echo(json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in masked.items()}, indent=2))
             return
         for name, current in values.items():
-            shown = _show(current)
-            click.echo(f"{name} = {shown}    # {KEYS[name].help}")
+            shown = _show(_secret_hidden(name, current))
+            click.echo(f"{name} = {shown}    # {check_key(name).help}")  # remote.NAME.* too
         return
     if unset or value is not None:
         set_value(ws.conveyor_dir, key, None if unset else value, local=local)
         return
     check_key(key)
-    click.echo(_show(ws.config.get(key)))
+    click.echo(_show(_secret_hidden(key, ws.config.get(key))))
 
 
 def _show(value: object) -> str:
@@ -62,3 +63,16 @@ def _show(value: object) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
+
+
+def _secret_hidden(name: str, value: object) -> object:
+    """A config value as it may be printed: secrets of remotes and database passwords masked."""
+    import re
+
+    from conveyor.config import SECRET_OPTIONS
+
+    if name.startswith("remote.") and name.rsplit(".", 1)[1] in SECRET_OPTIONS and value is not None:
+        return "***"
+    if name == "store.url" and isinstance(value, str):
+        return re.sub(r"([?&]password=)[^&]*", r"\1***", re.sub(r"(//[^/@:]*:)[^/]+@", r"\1***@", value))
+    return value
