@@ -42,7 +42,7 @@ _CHECK_FIELDS = (
 )
 DEFAULT_PARAMS = "params.yaml"
 
-_TOP_FIELDS = ("schema", "vars", "stages", "registry")  # registry: the promotion policy (conveyor.registry)
+_TOP_FIELDS = ("schema", "vars", "stages", "registry", "deploy")  # registry: promotion policy; deploy: delivery
 _STAGE_FIELDS = (
     "cmd",
     "call",

@@ -106,7 +106,7 @@ class AliasMove:
 
     model: str
     alias: str
-    action: str  # promote, rollback, remove
+    action: str  # promote, rollback, remove, abort (a rollout that failed)
     from_version: int | None
     to_version: int | None
     at: float

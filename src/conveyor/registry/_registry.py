@@ -335,6 +335,17 @@ class Registry:
             rows = conn.execute(sa.select(t.models).order_by(t.models.c.name)).all()
             return [self._model_info(conn, row) for row in rows]
 
+    def aliases(self, name: str) -> dict[str, int]:
+        """The aliases of model ``name`` and the versions they point at (one cheap query: what a
+        server polls to follow its alias)."""
+        with self.db.transaction("read the registry", write=False) as conn:
+            rows = conn.execute(
+                sa.select(t.aliases.c.alias, t.aliases.c.version)
+                .join(t.models, t.models.c.id == t.aliases.c.model_id)
+                .where(t.models.c.name == name)
+            ).all()
+        return {alias: int(version) for alias, version in rows}
+
     def model(self, name: str) -> ModelInfo:
         with self.db.transaction("read the registry", write=False) as conn:
             return self._model_info(conn, self._model_row(conn, name))
@@ -579,10 +590,18 @@ class Registry:
             ).scalar()
 
     def promote(
-        self, ref: str, *, to: str, reason: str = "", force: bool = False, actor: str | None = None
+        self,
+        ref: str,
+        *,
+        to: str,
+        reason: str = "",
+        force: bool = False,
+        actor: str | None = None,
+        expect_current: int | None = None,
     ) -> AliasMove:
         """Point alias ``to`` at the version ``ref`` names, if the policy allows it (or
-        ``force`` with a ``reason``); the move and its audit record land together."""
+        ``force`` with a ``reason``); the move and its audit record land together.
+        ``expect_current``: refuse (:class:`ConflictError`) unless ``to`` still points there."""
         check_name(to, "alias")
         version = self.get(ref)
         verdict = self.judge(version, to)
@@ -595,6 +614,8 @@ class Registry:
             raise UsageError("--force needs --reason: the audit history records why", hint='--reason "hotfix for ..."')
         policy = {**verdict.to_json(), "overridden": bool(force and not verdict.allowed)}
         judged_against = self.get(f"{version.model}@{to}").version if verdict.champion_checked else None
+        if expect_current is not None:
+            judged_against = expect_current
         return self._move(
             version.model,
             to,
@@ -615,6 +636,14 @@ class Registry:
     def remove_alias(self, name: str, *, alias: str, reason: str = "", actor: str | None = None) -> AliasMove:
         check_name(alias, "alias")
         return self._move(name, alias, None, "remove", reason=reason, actor=actor)
+
+    def abort(
+        self, name: str, *, alias: str, reason: str, actor: str | None = None, expect_current: int | None = None
+    ) -> AliasMove:
+        """Take ``alias`` (a canary or shadow candidate) off its version because the rollout
+        failed: removed like :meth:`remove_alias`, recorded as ``abort`` with the reason."""
+        check_name(alias, "alias")
+        return self._move(name, alias, None, "abort", reason=reason, actor=actor, expect_current=expect_current)
 
     def _move(
         self,
@@ -644,7 +673,7 @@ class Registry:
                 )
             if action == "rollback":
                 target = self._previous(conn, model, alias, current)
-            elif action == "remove" and current is None:
+            elif action in ("remove", "abort") and current is None:
                 raise UsageError(f"model '{name}' has no alias '{alias}'", hint="nothing to remove")
             if action == "promote" and target == current:
                 raise UsageError(
@@ -686,7 +715,7 @@ class Registry:
                 stack.append(to_version)
             elif action == "rollback" and stack:
                 stack.pop()
-            elif action == "remove":
+            elif action in ("remove", "abort"):
                 stack.clear()
         if current is None or len(stack) < 2:
             raise UsageError(

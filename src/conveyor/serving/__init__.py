@@ -1,19 +1,31 @@
-"""Serving models from the registry (issue 7, in progress).
+"""Serving models from the registry.
 
 ``conveyor serve NAME@ALIAS`` (and :func:`serve`) answers predictions over HTTP in the Open
 Inference Protocol v2 and MLflow's scoring protocol, with every request checked against the
-model's signature. Hot swap, canary and shadow traffic, metrics and ``conveyor deliver``
-build on the pieces here: ``_protocol`` (the wire formats), ``_slot`` (the loaded version,
-swapped atomically) and ``_app`` (the HTTP API).
+model's signature. It follows its alias: when the alias moves, the new version is loaded and
+warmed up in the background and swapped in without failing a request. A version on the
+``canary`` alias is tried on a share of the traffic (or shadows it) and is promoted or rolled
+back by its service-level objectives. Modules: ``_protocol`` (wire formats), ``_slot`` (a
+loaded version), ``_rollout`` (windows and objectives), ``_deployment`` (what a process serves
+and the thread that follows the registry), ``_metrics``, ``_requestlog`` and ``_app`` (HTTP).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from conveyor.serving._rollout import RolloutSettings
     from conveyor.workspace import Workspace
+
+
+def request_log_dir(ws: Workspace, name: str) -> Path:
+    """Where a server of model ``name`` writes its sampled request logs by default."""
+    from conveyor.workspace import private_dir
+
+    return private_dir(ws.conveyor_dir, "serving") / name / "requests"
 
 
 def serve(
@@ -23,32 +35,64 @@ def serve(
     port: int = 8080,
     workers: int = 1,
     max_body: int | None = None,
+    poll: float = 0.5,
+    rollout: RolloutSettings | None = None,
+    log_dir: str | os.PathLike[str] | None = None,
+    log_sample: float = 0.1,
+    access_log: str | None = "-",
+    admin_token: str | None = None,
+    predict_token: str | None = None,
     workspace: Workspace | None = None,
 ) -> None:
-    """Serve the registered version ``ref`` (``NAME@ALIAS``, ``NAME:N``) until interrupted.
+    """Serve the registered version ``ref`` until interrupted: ``NAME@ALIAS`` follows the
+    alias (hot swap, rollouts of the ``canary`` alias); ``NAME:N`` serves one version.
 
     The version is resolved and loaded (hash verified, warmed up) before the server starts,
     so a wrong reference or a model that cannot load is one clear error, not a server that
-    never becomes ready; each of ``workers`` processes then loads its own copy."""
+    never becomes ready; each of ``workers`` processes then loads its own copy. ``rollout``
+    defaults to ``conveyor.yaml``'s ``deploy: rollout:``. ``log_sample`` of the requests are
+    logged to Parquet under ``log_dir`` (default ``.conveyor/serving/NAME/requests``) for
+    ``conveyor monitor``; 0 turns that off. ``access_log``: ``-`` (stderr), a file, or None.
+    """
+    from conveyor.delivery._config import load_deploy_config
     from conveyor.errors import UsageError
-    from conveyor.registry import Registry
-    from conveyor.serving._app import DEFAULT_MAX_BODY
+    from conveyor.registry import Registry, parse_ref
+    from conveyor.serving._app import ADMIN_TOKEN_ENV, DEFAULT_MAX_BODY, PREDICT_TOKEN_ENV, ServerSettings
     from conveyor.serving._slot import ModelSlot
     from conveyor.workspace import Workspace
 
     try:
+        import prometheus_client  # noqa: F401
         import uvicorn
     except ImportError:
-        raise UsageError("serving needs Starlette and uvicorn", hint="pip install 'conveyor[serve]'") from None
+        raise UsageError(
+            "serving needs Starlette, uvicorn and prometheus-client", hint="pip install 'conveyor[serve]'"
+        ) from None
+    if not 0.0 <= log_sample <= 1.0:
+        raise UsageError(f"--log-sample {log_sample} is outside [0, 1]", hint="for example 0.1 logs one request in ten")
+    if poll <= 0:
+        raise UsageError(f"--poll {poll} must be positive", hint="for example 0.5 (seconds)")
     ws = workspace or Workspace.find()
+    name, _number, alias = parse_ref(ref)
     with Registry.open(ws) as registry:
         version = registry.get(ref)
         ModelSlot().load(registry, version)  # fail here, in one line, rather than in every worker
-    os.environ.update(
-        CONVEYOR_SERVE_ROOT=str(ws.root),
-        CONVEYOR_SERVE_REF=version.ref if "@" not in ref else ref,
-        CONVEYOR_SERVE_MAX_BODY=str(max_body or DEFAULT_MAX_BODY),
+    if rollout is None:
+        rollout = load_deploy_config(ws.root).rollout
+    settings = ServerSettings(
+        root=str(ws.root),
+        ref=ref if alias is not None else version.ref,
+        max_body=max_body or DEFAULT_MAX_BODY,
+        poll=poll,
+        rollout=rollout.to_json(),
+        log_dir=str(Path(log_dir) if log_dir is not None else request_log_dir(ws, name)) if log_sample > 0 else None,
+        log_sample=log_sample,
+        access_log=access_log,
     )
+    os.environ["CONVEYOR_SERVE_SETTINGS"] = settings.to_env()
+    for variable, token in ((ADMIN_TOKEN_ENV, admin_token), (PREDICT_TOKEN_ENV, predict_token)):
+        if token is not None:
+            os.environ[variable] = token
     uvicorn.run(
         "conveyor.serving._app:create_app_from_environment",
         factory=True,
@@ -56,4 +100,5 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        access_log=False,
     )

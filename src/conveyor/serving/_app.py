@@ -1,31 +1,103 @@
 """The model server's HTTP API (Starlette): the Open Inference Protocol v2 and MLflow's
-scoring protocol over one :class:`~conveyor.serving._slot.ModelSlot`.
+scoring protocol over a :class:`~conveyor.serving._deployment.Deployment`, plus metrics, the
+rollout's status and the admin actions.
 
 Every request body is read under a size limit; every malformed request is a 4xx with
 ``{"error": "..."}`` naming the field; predictions run in a thread so the event loop keeps
-answering health checks while a model computes.
+answering health checks while a model computes. A canary request the candidate fails on is
+answered again by the primary: the failure counts against the candidate, not the client.
 """
 
 from __future__ import annotations
 
+import hmac
+import json
+import logging
 import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conveyor.serving._protocol import ProtocolError, decode_mlflow, decode_oip, encode_mlflow, encode_oip, parse_json
+from conveyor.serving._protocol import (
+    InferRequest,
+    ProtocolError,
+    decode_mlflow,
+    decode_oip,
+    encode_mlflow,
+    encode_oip,
+    parse_json,
+)
 
 if TYPE_CHECKING:
+    import numpy as np
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from conveyor.serving._slot import ModelSlot
+    from conveyor.serving._deployment import Deployment
+    from conveyor.serving._metrics import Metrics
+    from conveyor.serving._requestlog import RequestLog
+    from conveyor.serving._slot import Loaded
 
 DEFAULT_MAX_BODY = 10 * 2**20  # bytes
+ADMIN_TOKEN_ENV = "CONVEYOR_SERVE_ADMIN_TOKEN"
+PREDICT_TOKEN_ENV = "CONVEYOR_SERVE_PREDICT_TOKEN"
+_SETTINGS_ENV = "CONVEYOR_SERVE_SETTINGS"
 _TYPES = {"double": "FP64", "long": "INT64", "boolean": "BOOL", "string": "BYTES", "datetime": "BYTES"}
+access_log = logging.getLogger("conveyor.serve.access")
 
 
-def create_app(slot: ModelSlot, *, max_body: int = DEFAULT_MAX_BODY) -> Starlette:
-    """The ASGI application serving whatever ``slot`` holds."""
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything a worker process needs to build its app (passed to workers as JSON)."""
+
+    root: str
+    ref: str  # NAME@ALIAS (followed) or NAME:N (pinned)
+    max_body: int = DEFAULT_MAX_BODY
+    poll: float = 0.5
+    rollout: dict[str, Any] = field(default_factory=dict)
+    log_dir: str | None = None  # sampled request logs (Parquet); None: off
+    log_sample: float = 0.1
+    access_log: str | None = "-"  # "-": stderr; a path: appended to; None: off
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> ServerSettings:
+        return cls(**json.loads(os.environ[_SETTINGS_ENV]))
+
+
+@dataclass
+class _Answer:
+    """What a prediction handler tells the wrapper around it (for metrics and the access log)."""
+
+    loaded: Loaded | None = None
+    role: str = ""
+    rows: int = 0
+
+
+def _token_ok(request: Request, token: str) -> bool:
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def create_app(
+    deployment: Deployment,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    metrics: Metrics | None = None,
+    request_log: RequestLog | None = None,
+    admin_token: str | None = None,
+    predict_token: str | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> Starlette:
+    """The ASGI application answering with what ``deployment`` serves."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse
@@ -33,19 +105,13 @@ def create_app(slot: ModelSlot, *, max_body: int = DEFAULT_MAX_BODY) -> Starlett
 
     from conveyor import __version__
 
-    def error(message: str, status: int) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
+    def error(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
 
-    def loaded_or_503() -> Any:
-        loaded = slot.current
-        if loaded is None:
-            raise ProtocolError("no model is loaded yet" + (f": {slot.last_error}" if slot.last_error else ""), 503)
-        return loaded
-
-    def named(name: str) -> Any:
-        loaded = loaded_or_503()
-        if name != loaded.name:
-            raise ProtocolError(f"no model '{name}' here: this server serves '{loaded.name}'", 404)
+    def named(name: str) -> Loaded:
+        loaded = deployment.route()[0]
+        if name != deployment.name:
+            raise ProtocolError(f"no model '{name}' here: this server serves '{deployment.name}'", 404)
         return loaded
 
     async def body_of(request: Request) -> bytes:
@@ -60,16 +126,67 @@ def create_app(slot: ModelSlot, *, max_body: int = DEFAULT_MAX_BODY) -> Starlett
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def live(request: Request) -> Response:
+    def require(request: Request, token: str | None, what: str) -> None:
+        if token is None:
+            if what == "admin":
+                raise ProtocolError(
+                    f"admin endpoints are off: start the server with an admin token ({ADMIN_TOKEN_ENV} or "
+                    "--admin-token-file)",
+                    403,
+                )
+            return
+        if not _token_ok(request, token):
+            raise ProtocolError(f"this {what} endpoint needs a token: send 'Authorization: Bearer TOKEN'", 401)
+
+    async def predict(
+        answer: _Answer,
+        loaded: Loaded,
+        role: str,
+        decode: Callable[[Loaded], InferRequest],
+        proba: Callable[[InferRequest], bool],
+    ) -> tuple[Loaded, InferRequest, np.ndarray, np.ndarray | None]:
+        """Decode and predict with ``loaded``; a candidate that fails in the model is counted
+        against its window and the request is answered by the primary instead."""
+        decoded = decode(loaded)
+        started = time.perf_counter()
+        try:
+            labels, probabilities = await run_in_threadpool(loaded.predict, decoded.frame, proba=proba(decoded))
+        except ProtocolError as exc:
+            if role != "candidate" or exc.status < 422:
+                raise
+            deployment.observe(loaded, ok=False, latency=time.perf_counter() - started)
+            primary = deployment.primary.current
+            if primary is None:
+                raise
+            loaded, role = primary, "primary"
+            decoded = decode(loaded)
+            labels, probabilities = await run_in_threadpool(loaded.predict, decoded.frame, proba=proba(decoded))
+        else:
+            if role == "candidate":
+                deployment.observe(loaded, ok=True, latency=time.perf_counter() - started)
+            else:
+                deployment.shadow(decoded.frame, labels)
+        answer.loaded, answer.role, answer.rows = loaded, role, len(labels)
+        deployment.remember(decoded.frame.head(32))
+        if metrics is not None:
+            metrics.predicted(loaded.name, str(loaded.number), role, labels)
+        if request_log is not None:
+            request_log.record(decoded.frame, labels, loaded.number, role)
+        return loaded, decoded, labels, probabilities
+
+    async def live(request: Request, answer: _Answer) -> Response:
         return JSONResponse({"live": True})
 
-    async def ready(request: Request) -> Response:
-        loaded = slot.current
-        if loaded is None:
-            return JSONResponse({"ready": False, "error": slot.last_error}, status_code=503)
-        return JSONResponse({"ready": True})
+    async def ready(request: Request, answer: _Answer) -> Response:
+        primary = deployment.primary.current
+        body: dict[str, Any] = {"ready": primary is not None}
+        if primary is None:
+            body["error"] = deployment.primary.last_error
+        if deployment.registry_error is not None:
+            body["registry"] = f"unreachable: {deployment.registry_error}"
+        return JSONResponse(body, status_code=200 if primary is not None else 503)
 
-    async def metadata(request: Request) -> Response:
+    async def metadata(request: Request, answer: _Answer) -> Response:
         loaded = named(request.path_params["name"])
         signature = loaded.signature
         inputs = [
@@ -79,84 +196,196 @@ def create_app(slot: ModelSlot, *, max_body: int = DEFAULT_MAX_BODY) -> Starlett
         outputs = [{"name": "predict", "datatype": "BYTES", "shape": [-1]}]
         if hasattr(loaded.model, "predict_proba"):
             outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, -1]})
+        candidate = deployment.candidate.current
+        versions = [str(loaded.number)] + ([str(candidate.number)] if candidate is not None else [])
         return JSONResponse(
             {
                 "name": loaded.name,
-                "versions": [str(loaded.number)],
+                "versions": versions,
                 "platform": f"{loaded.version.flavor}_{loaded.version.format}",
                 "inputs": inputs,
                 "outputs": outputs,
             }
         )
 
-    async def model_ready(request: Request) -> Response:
+    async def model_ready(request: Request, answer: _Answer) -> Response:
         named(request.path_params["name"])
         return JSONResponse({"name": request.path_params["name"], "ready": True})
 
-    async def infer(request: Request) -> Response:
-        loaded = named(request.path_params["name"])
-        wanted_version = request.path_params.get("version")
-        if wanted_version is not None and wanted_version != str(loaded.number):
-            raise ProtocolError(
-                f"version {wanted_version} of '{loaded.name}' is not served here ({loaded.number} is)", 404
-            )
-        decoded = decode_oip(parse_json(await body_of(request)), loaded.signature)
-        proba = not decoded.outputs or "predict_proba" in decoded.outputs
-        labels, probabilities = await run_in_threadpool(loaded.predict, decoded.frame, proba=proba)
+    async def infer(request: Request, answer: _Answer) -> Response:
+        require(request, predict_token, "prediction")
+        named(request.path_params["name"])
+        wanted = request.path_params.get("version")
+        if wanted is None:
+            loaded, role = deployment.route()
+        else:
+            found = deployment.version(int(wanted)) if wanted.isdigit() else None
+            if found is None:
+                served = deployment.primary.current
+                raise ProtocolError(
+                    f"version {wanted} of '{deployment.name}' is not served here"
+                    + (f" ({served.number} is)" if served is not None else ""),
+                    404,
+                )
+            loaded, role = found
+        document = parse_json(await body_of(request))
+        loaded, decoded, labels, probabilities = await predict(
+            answer,
+            loaded,
+            role,
+            lambda version: decode_oip(document, version.signature),
+            lambda decoded: not decoded.outputs or "predict_proba" in decoded.outputs,
+        )
         return JSONResponse(
             encode_oip(
                 loaded.name, loaded.number, labels, probabilities, request_id=decoded.id, outputs=decoded.outputs
             )
         )
 
-    async def invocations(request: Request) -> Response:
-        loaded = loaded_or_503()
+    async def invocations(request: Request, answer: _Answer) -> Response:
+        require(request, predict_token, "prediction")
+        loaded, role = deployment.route()
         body = await body_of(request)
-        decoded = decode_mlflow(body, request.headers.get("content-type", "application/json"), loaded.signature)
-        labels, _ = await run_in_threadpool(loaded.predict, decoded.frame)
-        return JSONResponse(encode_mlflow(labels))
+        content_type = request.headers.get("content-type", "application/json")
+        loaded, _decoded, labels, _ = await predict(
+            answer,
+            loaded,
+            role,
+            lambda version: decode_mlflow(body, content_type, version.signature),
+            lambda decoded: False,
+        )
+        return JSONResponse(encode_mlflow(labels), headers={"x-conveyor-model-version": str(loaded.number)})
 
-    async def ping(request: Request) -> Response:
-        if slot.current is None:
-            return JSONResponse({"status": "loading", "error": slot.last_error}, status_code=503)
+    async def ping(request: Request, answer: _Answer) -> Response:
+        if deployment.primary.current is None:
+            return JSONResponse({"status": "loading", "error": deployment.primary.last_error}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    async def version(request: Request) -> Response:
-        loaded = slot.current
+    async def version(request: Request, answer: _Answer) -> Response:
+        loaded = deployment.primary.current
         return JSONResponse({"conveyor": __version__, "model": None if loaded is None else loaded.version.ref})
 
-    async def openapi(request: Request) -> Response:
+    async def openapi(request: Request, answer: _Answer) -> Response:
         return JSONResponse(openapi_document())
 
-    def guarded(handler: Any) -> Any:
+    async def prometheus(request: Request, answer: _Answer) -> Response:
+        from starlette.responses import Response as Plain
+
+        if metrics is None:
+            raise ProtocolError("metrics are off on this server", 404)
+        body, content_type = metrics.render()
+        return Plain(body, media_type=content_type)
+
+    async def status(request: Request, answer: _Answer) -> Response:
+        return JSONResponse(deployment.status())
+
+    async def admin_body(request: Request) -> dict[str, Any]:
+        raw = await body_of(request)
+        if not raw.strip():
+            return {}
+        document = parse_json(raw)
+        if not isinstance(document, dict):
+            raise ProtocolError('the body must be a JSON object, e.g. {"reason": "..."}')
+        for key in ("reason", "actor"):
+            if key in document and not isinstance(document[key], str):
+                raise ProtocolError(f"'{key}' must be a string")
+        return document
+
+    async def reload(request: Request, answer: _Answer) -> Response:
+        require(request, admin_token, "admin")
+        await run_in_threadpool(deployment.sync)
+        return JSONResponse(deployment.status())
+
+    async def admin_action(request: Request, action: Callable[..., str]) -> Response:
+        require(request, admin_token, "admin")
+        document = await admin_body(request)
+        actor = document.get("actor") or "admin API"
+        from conveyor.errors import ConveyorError
+
+        try:
+            done = await run_in_threadpool(lambda: action(actor=actor, reason=document.get("reason", "")))
+        except ConveyorError as exc:
+            raise ProtocolError(exc.format_message(), 409) from None
+        return JSONResponse({"done": done, "status": deployment.status()})
+
+    async def promote(request: Request, answer: _Answer) -> Response:
+        return await admin_action(request, deployment.promote_now)
+
+    async def rollback(request: Request, answer: _Answer) -> Response:
+        return await admin_action(request, deployment.rollback_now)
+
+    def guarded(endpoint: str, handler: Callable[[Request, _Answer], Awaitable[Response]]) -> Any:
         async def run(request: Request) -> Response:
+            started = time.perf_counter()
+            answer = _Answer()
             try:
-                response: Response = await handler(request)
-                return response
+                response = await handler(request, answer)
             except ProtocolError as exc:
-                return error(exc.message, exc.status)
+                headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
+                response = error(exc.message, exc.status, headers)
+            except Exception as exc:  # a bug: answered, logged, counted, never a dropped connection
+                logging.getLogger("conveyor.serve").exception("%s %s failed", request.method, request.url.path)
+                response = error(f"internal error: {type(exc).__name__}", 500)
+            elapsed = time.perf_counter() - started
+            loaded = answer.loaded
+            version = "" if loaded is None else str(loaded.number)
+            if metrics is not None:
+                metrics.requests.labels(
+                    deployment.name, version, answer.role, endpoint, str(response.status_code)
+                ).inc()
+                if loaded is not None:
+                    metrics.latency.labels(deployment.name, version, answer.role).observe(elapsed)
+            if access_log.handlers:
+                access_log.info(
+                    json.dumps(
+                        {
+                            "time": round(time.time(), 6),
+                            "method": request.method,
+                            "path": request.url.path,
+                            "status": response.status_code,
+                            "ms": round(elapsed * 1000, 3),
+                            "model": deployment.name,
+                            "version": loaded.number if loaded is not None else None,
+                            "role": answer.role or None,
+                            "rows": answer.rows,
+                            "client": request.client.host if request.client else None,
+                        }
+                    )
+                )
+            return response
 
         return run
 
     routes = [
-        Route("/v2/health/live", guarded(live)),
-        Route("/v2/health/ready", guarded(ready)),
-        Route("/v2/models/{name}", guarded(metadata)),
-        Route("/v2/models/{name}/ready", guarded(model_ready)),
-        Route("/v2/models/{name}/infer", guarded(infer), methods=["POST"]),
-        Route("/v2/models/{name}/versions/{version}/infer", guarded(infer), methods=["POST"]),
-        Route("/invocations", guarded(invocations), methods=["POST"]),
-        Route("/ping", guarded(ping)),
-        Route("/health", guarded(ping)),
-        Route("/version", guarded(version)),
-        Route("/openapi.json", guarded(openapi)),
+        Route("/v2/health/live", guarded("live", live)),
+        Route("/v2/health/ready", guarded("ready", ready)),
+        Route("/v2/models/{name}", guarded("metadata", metadata)),
+        Route("/v2/models/{name}/ready", guarded("model_ready", model_ready)),
+        Route("/v2/models/{name}/infer", guarded("infer", infer), methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", guarded("infer", infer), methods=["POST"]),
+        Route("/invocations", guarded("invocations", invocations), methods=["POST"]),
+        Route("/ping", guarded("ping", ping)),
+        Route("/health", guarded("ping", ping)),
+        Route("/version", guarded("version", version)),
+        Route("/openapi.json", guarded("openapi", openapi)),
+        Route("/metrics", guarded("metrics", prometheus)),
+        Route("/admin/status", guarded("status", status)),
+        Route("/admin/reload", guarded("reload", reload), methods=["POST"]),
+        Route("/admin/promote", guarded("promote", promote), methods=["POST"]),
+        Route("/admin/rollback", guarded("rollback", rollback), methods=["POST"]),
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
         return error(f"{request.method} {request.url.path}: {getattr(exc, 'detail', 'not found')}", status)
 
-    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        yield
+        if on_shutdown is not None:
+            await run_in_threadpool(on_shutdown)
+
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found}, lifespan=lifespan)
 
 
 def openapi_document() -> dict[str, Any]:
@@ -270,13 +499,65 @@ def openapi_document() -> dict[str, Any]:
 
 
 def create_app_from_environment() -> Starlette:
-    """The app one uvicorn worker serves: the model ``CONVEYOR_SERVE_REF`` of the workspace at
-    ``CONVEYOR_SERVE_ROOT``, loaded before the first request (each worker process loads its own)."""
-    from conveyor.registry import Registry
-    from conveyor.serving._slot import ModelSlot
+    """The app one uvicorn worker serves, from the settings :func:`conveyor.serving.serve` put in
+    the environment; its version is loaded (and its follower started) before the first request."""
+    from conveyor.registry import Registry, parse_ref
+    from conveyor.serving._deployment import Deployment
+    from conveyor.serving._metrics import Metrics
+    from conveyor.serving._rollout import RolloutSettings
     from conveyor.workspace import Workspace
 
-    slot = ModelSlot()
-    with Registry.open(Workspace.find(os.environ["CONVEYOR_SERVE_ROOT"])) as registry:
-        slot.swap(slot.load(registry, os.environ["CONVEYOR_SERVE_REF"]))
-    return create_app(slot, max_body=int(os.environ.get("CONVEYOR_SERVE_MAX_BODY", DEFAULT_MAX_BODY)))
+    settings = ServerSettings.from_env()
+    _configure_logging(settings.access_log)
+    ws = Workspace.find(settings.root)
+    name, _number, alias = parse_ref(settings.ref)
+    metrics = Metrics()
+    deployment = Deployment(
+        name,
+        alias=alias,
+        open_registry=lambda: Registry.open(ws, create=False),
+        settings=RolloutSettings.from_json(settings.rollout) if settings.rollout else None,
+        poll=settings.poll,
+        metrics=metrics,
+    )
+    deployment.start(first=None if alias else settings.ref)
+    request_log = None
+    if settings.log_dir and settings.log_sample > 0:
+        from conveyor.serving._requestlog import RequestLog
+
+        request_log = RequestLog(Path(settings.log_dir), sample=settings.log_sample)
+        request_log.start()
+
+    def shutdown() -> None:
+        deployment.stop()
+        if request_log is not None:
+            request_log.stop()
+
+    return create_app(
+        deployment,
+        max_body=settings.max_body,
+        metrics=metrics,
+        request_log=request_log,
+        admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None,
+        predict_token=os.environ.get(PREDICT_TOKEN_ENV) or None,
+        on_shutdown=shutdown,
+    )
+
+
+def _configure_logging(access: str | None) -> None:
+    events = logging.getLogger("conveyor.serve")
+    if not events.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s conveyor-serve %(levelname)s %(message)s"))
+        events.addHandler(handler)
+        events.setLevel(logging.INFO)
+        events.propagate = False
+    if access is None or access_log.handlers:
+        return
+    target: logging.Handler = (
+        logging.StreamHandler(sys.stderr) if access == "-" else logging.FileHandler(access, encoding="utf-8")
+    )
+    target.setFormatter(logging.Formatter("%(message)s"))
+    access_log.addHandler(target)
+    access_log.setLevel(logging.INFO)
+    access_log.propagate = False

@@ -128,7 +128,7 @@ class ModelSlot:
         self.last_error = None
         return candidate
 
-    def swap(self, loaded: Loaded) -> Loaded | None:
+    def swap(self, loaded: Loaded | None) -> Loaded | None:
         """Serve ``loaded`` from the next request on; returns what was served before."""
         before, self.current = self.current, loaded
         return before

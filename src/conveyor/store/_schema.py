@@ -183,7 +183,7 @@ alias_events = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
     sa.Column("alias", sa.Text, nullable=False),
-    sa.Column("action", sa.Text, nullable=False),  # promote, rollback, remove
+    sa.Column("action", sa.Text, nullable=False),  # promote, rollback, remove, abort (a failed rollout)
     sa.Column("from_version", sa.Integer),
     sa.Column("to_version", sa.Integer),
     sa.Column("at", sa.Double, nullable=False),
