@@ -425,6 +425,24 @@ def openapi_document() -> dict[str, Any]:
     def get(summary: str) -> dict[str, Any]:
         return {"get": {"summary": summary, "responses": {"200": {"description": "OK"}, "503": json_error}}}
 
+    def admin(summary: str) -> dict[str, Any]:
+        reason = {"type": "object", "properties": {"reason": {"type": "string"}, "actor": {"type": "string"}}}
+        return {
+            "post": {
+                "summary": summary + " (needs the admin token)",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": reason}}},
+                "responses": {
+                    "200": {"description": "done"},
+                    "400": json_error,
+                    "401": json_error,
+                    "403": json_error,
+                    "409": json_error,
+                    "413": json_error,
+                },
+            }
+        }
+
     return {
         "openapi": "3.1.0",
         "info": {"title": "conveyor model server", "version": "1"},
@@ -464,6 +482,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "predictions"},
                         "400": json_error,
+                        "401": json_error,
                         "404": json_error,
                         "413": json_error,
                         "422": json_error,
@@ -484,6 +503,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "predictions"},
                         "400": json_error,
+                        "401": json_error,
                         "413": json_error,
                         "415": json_error,
                         "422": json_error,
@@ -494,7 +514,18 @@ def openapi_document() -> dict[str, Any]:
             "/ping": get("a model is loaded (MLflow)"),
             "/health": get("a model is loaded (MLflow)"),
             "/version": get("conveyor's version and the model served"),
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics of this process",
+                    "responses": {"200": {"description": "text exposition format"}, "404": json_error},
+                }
+            },
+            "/admin/status": get("what serves, the candidate on trial, its window, recent events"),
+            "/admin/reload": admin("look at the registry now"),
+            "/admin/promote": admin("promote the candidate on trial now"),
+            "/admin/rollback": admin("take the candidate off trial, or move the alias back one version"),
         },
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
 
 
