@@ -220,7 +220,7 @@ def test_hot_swap_under_load_fails_no_request_and_a_broken_version_is_never_swap
         )
         time.sleep(0.5)
     assert load.failures() == []
-    assert len(load.responses) > 200
+    assert len(load.responses) > 100
     assert {v for t, _, v in load.responses if t > failed_at} == {"2"}, "the damaged version 3 answered"
     status = server.status()
     assert status["primary"] == "iris:2"

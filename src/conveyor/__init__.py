@@ -43,6 +43,10 @@ _EXPORTS = {
     "remote_remove": "conveyor.remote",
     "remote_status": "conveyor.remote",
     "remote_gc": "conveyor.remote",
+    "serve": "conveyor.serving",
+    "deliver": "conveyor.delivery",
+    "watch": "conveyor.delivery",
+    "monitor": "conveyor.delivery",
 }
 
 __all__ = [
@@ -52,6 +56,7 @@ __all__ = [
     "add",
     "checkout",
     "dag",
+    "deliver",
     "diff",
     "diff_metrics",
     "diff_params",
@@ -60,6 +65,7 @@ __all__ = [
     "gc",
     "import_dvc",
     "init",
+    "monitor",
     "pipeline_status",
     "pull",
     "push",
@@ -70,17 +76,22 @@ __all__ = [
     "remote_remove",
     "remote_status",
     "run",
+    "serve",
     "show_metrics",
     "show_plots",
     "status",
     "unprotect",
     "verify",
     "verify_reproducible",
+    "watch",
 ]
 
 if TYPE_CHECKING:
     from conveyor._api import init as init
     from conveyor.config import Config as Config
+    from conveyor.delivery import deliver as deliver
+    from conveyor.delivery import monitor as monitor
+    from conveyor.delivery import watch as watch
     from conveyor.errors import ConveyorError as ConveyorError
     from conveyor.pipeline import dag as dag
     from conveyor.pipeline import diff_metrics as diff_metrics
@@ -101,6 +112,7 @@ if TYPE_CHECKING:
     from conveyor.remote import remote_modify as remote_modify
     from conveyor.remote import remote_remove as remote_remove
     from conveyor.remote import remote_status as remote_status
+    from conveyor.serving import serve as serve
     from conveyor.versioning import add as add
     from conveyor.versioning import checkout as checkout
     from conveyor.versioning import diff as diff

@@ -16,6 +16,7 @@ import click
 from conveyor import __version__
 from conveyor.cli._check import register as _register_check
 from conveyor.cli._data import register as _register_data
+from conveyor.cli._deliver import register as _register_deliver
 from conveyor.cli._import_dvc import register as _register_import_dvc
 from conveyor.cli._metrics import register as _register_metrics
 from conveyor.cli._model import register as _register_model
@@ -58,6 +59,7 @@ _register_check(cli)
 _register_remote(cli)
 _register_model(cli)
 _register_serve(cli)
+_register_deliver(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
