@@ -20,9 +20,12 @@ worse model; ``conveyor check`` finds rows leaked from train into test.
 Act five registers the model with its lineage and checks, promotes it to production through
 the policy in conveyor.yaml, refuses a model that failed its gate, ships a new one, rolls back,
 and reads the history.
+Act six serves production over HTTP under steady client load, delivers a better model through
+a canary to production without a failed request, stops a worse one at the gate, and lets
+monitoring find drifted live traffic and start a retraining delivery.
 
-Only the standard library, numpy, PyYAML, scikit-learn and matplotlib, plus conveyor's checks
-extra (pandas, SciPy), all in the ``demo`` extra, are used.
+Only the standard library, numpy, PyYAML, scikit-learn, matplotlib and httpx, plus conveyor's
+checks and serve extras (pandas, SciPy, Starlette, uvicorn), all in the ``demo`` extra, are used.
 """
 
 from __future__ import annotations
@@ -1441,6 +1444,209 @@ def registry_new_release(t: Story) -> None:
     s.expect_clean()
 
 
+# --------------------------------------------------------------------------------------------
+# Act six: serving, continuous delivery, rollouts and monitoring.
+# --------------------------------------------------------------------------------------------
+
+DEPLOY_YAML = """\
+deploy:                              # what conveyor deliver ships, and how it is rolled out
+  model: wine
+  artifact: models/model.pkl
+  rollout: {mode: canary, share: 0.3, window: 60, max_error_rate: 0.01, timeout: 120}
+  monitor: {reference: data/train_test/train.csv, label: cultivar, min_rows: 100}
+"""
+SERVE_TOKEN = "demo-admin-token-5f1c0b9e2d7a"
+
+
+@dataclass
+class Traffic:
+    """Client threads sending the test wines to the server without pause; every answer kept."""
+
+    url: str
+    rows: list[list[float]]
+    columns: list[str]
+    scale: float = 1.0
+    answers: list[tuple[int, str]] | None = None
+    _stop: Any = None
+    _threads: list[Any] | None = None
+
+    def __enter__(self) -> Traffic:
+        import threading
+
+        self.answers, self._stop, self._threads = [], threading.Event(), []
+        for n in range(2):
+            thread = threading.Thread(target=self._send, args=(n,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads or []:
+            thread.join(timeout=30)
+
+    def _send(self, n: int) -> None:
+        import httpx
+
+        assert self.answers is not None
+        with httpx.Client(timeout=30) as client:
+            i = n
+            while not self._stop.is_set():
+                i = (i + 3) % len(self.rows)
+                batch = [[v * self.scale for v in row] for row in self.rows[i : i + 4]] or [self.rows[0]]
+                body = {"dataframe_split": {"columns": self.columns, "data": batch}}
+                try:
+                    answer = client.post(f"{self.url}/invocations", json=body)
+                    self.answers.append((answer.status_code, answer.headers.get("x-conveyor-model-version", "?")))
+                except httpx.HTTPError as exc:
+                    self.answers.append((0, type(exc).__name__))
+
+    def failed(self) -> int:
+        return sum(1 for status, _ in self.answers or [] if status != 200)
+
+    def versions(self) -> set[str]:
+        return {version for status, version in self.answers or [] if status == 200}
+
+
+def start_server(s: Session) -> tuple[subprocess.Popen[bytes], str, Path]:
+    import socket
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = s.root / "admin.token"
+    token.write_text(SERVE_TOKEN, encoding="utf-8")
+    log = s.root / "server.log"
+    argv = ["serve", "wine@production", "--port", str(port), "--log-sample", "1", "--admin-token-file", str(token)]
+    print(_style("  $ " + shell_join(["conveyor", *argv]) + " &", "1;36"))
+    s.commands += 1
+    with log.open("wb") as sink:
+        server = subprocess.Popen([str(CONVEYOR), *argv], cwd=s.project, env=s.env, stdout=sink, stderr=sink)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise DemoFailure(f"the server exited with {server.returncode}: {log.read_text()}")
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return server, url, log
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    server.kill()
+    raise DemoFailure("the server did not become ready within 60 s")
+
+
+def test_rows(s: Session) -> tuple[list[str], list[list[float]]]:
+    with (s.project / "data/train_test/test.csv").open(encoding="utf-8", newline="") as handle:
+        table = list(csv.reader(handle))
+    header = table[0]
+    keep = [i for i, name in enumerate(header) if name != "cultivar"]
+    return [header[i] for i in keep], [[float(row[i]) for i in keep] for row in table[1:]]
+
+
+def delivery_loop(t: Story) -> None:
+    s = t.s
+    s.heading(
+        "Act six: serving and continuous delivery",
+        """
+        conveyor serve answers predictions for whatever 'production' names, in the Open
+        Inference Protocol and MLflow's scoring protocol, and follows the alias: a version put
+        on the 'canary' alias takes a share of live traffic and is promoted, or rolled back, by
+        its error rate and latency. conveyor deliver is the whole path in one command: pull, run
+        the pipeline (its check stages are the gates), register, staging, canary, production.
+        """,
+    )
+    with (s.project / "conveyor.yaml").open("a", encoding="utf-8") as handle:
+        handle.write(DEPLOY_YAML)
+    s.show(DEPLOY_YAML)
+    server, url, _log = start_server(s)
+    columns, rows = test_rows(s)
+    try:
+        s.ok(f"serving wine:1 (production) on {url}; two clients send it the test wines without pause")
+        with Traffic(url, rows, columns) as traffic:
+            time.sleep(1)
+            set_trees(s, "100", "300")
+            run = s.conveyor("deliver", "--server", url)
+            expect(run.out.strip().endswith("wine:3 released"), f"deliver: {run.out!r}")
+            expect("canary on" in run.out and "promoted by conveyor-serve" in run.out, f"deliver: {run.out!r}")
+            time.sleep(0.5)
+        expect(traffic.failed() == 0, f"{traffic.failed()} requests failed during the rollout")
+        expect(traffic.versions() == {"1", "3"}, f"versions that answered: {traffic.versions()}")
+        s.ok(
+            f"{len(traffic.answers or [])} requests during the canary and the swap, 0 failed; "
+            "wine:1 and wine:3 both answered, now wine:3 serves"
+        )
+        run = s.conveyor("deploy", "status", "wine", "--url", url)
+        expect(f"server {url}: serves wine:3" in run.out, f"deploy status: {run.out!r}")
+        s.heading(
+            "A worse model is stopped at the gate; production never sees it",
+            """
+            Two trees again: conveyor deliver runs the pipeline, the champion/challenger gate
+            fails, and the delivery stops there with exit code 1. The server keeps answering
+            with wine:3 the whole time.
+            """,
+        )
+        with Traffic(url, rows, columns) as traffic:
+            set_trees(s, "300", "2")
+            run = s.conveyor("deliver", "--server", url, code=1)
+            expect("✗ run" in run.out or "x run" in run.out, f"deliver: {run.out!r}")
+            one_line_error(run, "delivery of wine stopped at run")
+        expect(traffic.failed() == 0 and traffic.versions() == {"3"}, "the worse model must never answer")
+        s.ok(f"stopped at the gate, exit code 1; {len(traffic.answers or [])} requests all answered by wine:3")
+        set_trees(s, "2", "300")
+        s.conveyor("run", "--quiet")
+        s.heading(
+            "Live data drifts; monitoring raises the alarm and retrains",
+            """
+            The server logs what it is asked and what it answers (Parquet, sampled; here every
+            request). Now the wines sent to it are measured 60% larger than any the model was
+            trained on. conveyor monitor compares the live inputs and predictions with the
+            training data using the drift checks, writes a report, and on an alarm runs
+            conveyor deliver to retrain: here no new labelled data has arrived yet, so the
+            pipeline is up to date and nothing new is released.
+            """,
+        )
+        logs = s.project / ".conveyor" / "serving" / "wine" / "requests"
+        written = len(list(logs.glob("*.parquet")))
+        drift_started = time.time()
+        with Traffic(url, rows, columns, scale=1.6) as traffic:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (
+                len(traffic.answers or []) < 150 or len(list(logs.glob("*.parquet"))) <= written + 1
+            ):
+                time.sleep(0.2)
+        expect(traffic.failed() == 0, "drifted requests are still answered")
+        time.sleep(5.5)  # the server writes its request log every 5 s
+        since = f"{time.time() - drift_started + 1:.0f}"
+        run = s.conveyor("monitor", "--since", since)
+        expect("ALARM: " in run.out and "features drifted" in run.out, f"monitor: {run.out!r}")
+        expect("retraining:\n" in run.out and "wine:3 unchanged" in run.out, f"monitor: {run.out!r}")
+        s.ok("drift found in the live inputs; the retraining delivery found nothing new to release")
+        import httpx
+
+        metrics = httpx.get(f"{url}/metrics").text
+        served = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("conveyor_requests_total") and 'endpoint="invocations"' in line
+        ]
+        s.show("\n".join(served[:3]))
+        expect(any('version="3"' in line for line in served), "Prometheus metrics per version")
+        s.ok("Prometheus metrics at /metrics: requests, errors and latency per model version")
+    finally:
+        server.send_signal(2)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    s.git("add", "-A")
+    s.git("commit", "-q", "-m", "continuous delivery: the deploy section; 300 trees in production")
+
+
 def summary(t: Story, remote: Remote, seconds: float, kept: Path | None) -> None:
     s = t.s
     pointers = sum(len((s.project / f"{rel}.cvy").read_bytes()) for rel in (WINE, SPLITS))
@@ -1467,6 +1673,9 @@ def summary(t: Story, remote: Remote, seconds: float, kept: Path | None) -> None
         "conveyor check found rows leaked from train into test and exited 1",
         "the registry recorded wine:1 with its lineage and checks; the policy let it into production",
         "a model that failed its gate was refused production; a rollback was recorded like any move",
+        "conveyor deliver took a better model through a canary to production under load, 0 failed requests",
+        "a worse model was stopped at the gate by deliver; the server never answered with it",
+        "monitoring found drift in the live traffic and started a retraining delivery",
     ):
         print(f"  {CHECK} {line}")
     print()
@@ -1522,6 +1731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         registry_first_release(story)
         registry_refusal(story)
         registry_new_release(story)
+        delivery_loop(story)
         summary(story, remote, time.perf_counter() - started, root if args.keep else None)
     except DemoFailure as exc:
         failed = True

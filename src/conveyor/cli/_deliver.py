@@ -186,14 +186,16 @@ def monitor_cmd(
         retrain=retrain,
         reports=reports,
         server=server,
-        on_step=None if as_json else _print_step,
     )
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
         _print_monitor(report)
         if report.delivery is not None:
-            click.echo(f"retraining: {report.delivery.summary()}")
+            click.echo("retraining:")
+            for step in report.delivery.steps:
+                _print_step(step)
+            click.echo(report.delivery.summary())
         if report.delivery_error:
             click.echo(f"retraining stopped: {report.delivery_error}")
     if report.alarm and (report.delivery is None or not report.delivery.ok):

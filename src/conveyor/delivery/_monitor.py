@@ -135,7 +135,9 @@ def monitor(
         )
     reference_frame = conform(frame[features], signature).reset_index(drop=True)
     live_frame = conform(live[features], signature).reset_index(drop=True)
-    reference_frame[PREDICTION] = served.predict(reference_frame[features])
+    from conveyor.serving._slot import Loaded
+
+    reference_frame[PREDICTION], _ = Loaded(version, served).predict(reference_frame[features])
     live_frame[PREDICTION] = live[LOGGED_PREDICTION].to_numpy()
     report.reference_rows = len(reference_frame)
     out = Path(reports) if reports else private_dir(ws.conveyor_dir, "serving") / model / "monitor"

@@ -47,7 +47,9 @@ class Loaded:
         a model that cannot predict on input that does fit is one too (422), with its reason."""
         import numpy as np
 
-        features = conform(frame, self.signature)
+        features: Any = conform(frame, self.signature)
+        if _fitted_without_names(self.model):
+            features = features.to_numpy()  # as it was trained: no warning, no per-call name check
         try:
             labels = np.asarray(self.model.predict(features))
             probabilities = None
@@ -61,6 +63,11 @@ class Loaded:
         if labels.ndim != 1 or len(labels) != len(features):
             raise ProtocolError(f"the model returned shape {labels.shape} for {len(features)} rows", 500)
         return labels, probabilities
+
+
+def _fitted_without_names(model: Any) -> bool:
+    """A scikit-learn estimator fitted on an array (it knows its width but no column names)."""
+    return hasattr(model, "n_features_in_") and not hasattr(model, "feature_names_in_")
 
 
 def conform(frame: pd.DataFrame, signature: Signature | None) -> pd.DataFrame:
