@@ -138,8 +138,19 @@ def render() -> str:
     parts.append(f"{_doc(registry)}\n")
     reg = registry.Registry
     parts.append(f"### `conveyor.registry.Registry`\n\n{_doc(reg)}\n")
-    methods = ("open", "register", "models", "model", "versions", "get", "promote", "rollback", "remove_alias")
-    methods += ("history", "alias_at", "set_tag", "describe", "checks_of", "judge", "artifact_path", "load")
+    methods = ("open", "register", "models", "model", "aliases", "versions", "get", "promote", "rollback")
+    methods += (
+        "remove_alias",
+        "abort",
+        "history",
+        "alias_at",
+        "set_tag",
+        "describe",
+        "checks_of",
+        "judge",
+        "artifact_path",
+        "load",
+    )
     for meth in methods:
         func = getattr(reg, meth)
         signature = str(inspect.signature(func)).replace("'", "")
@@ -149,6 +160,24 @@ def render() -> str:
         obj = getattr(registry, name)
         fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(obj))
         parts.append(f"- **`conveyor.registry.{name}`**: {_doc(obj).splitlines()[0]} Fields: {fields}.")
+    parts.append("\n## Serving and delivery (`conveyor.serving`, `conveyor.delivery`)\n")
+    import conveyor.delivery as delivery
+    import conveyor.serving as serving
+
+    parts.append(f"{_doc(serving)}\n")
+    parts += _functions(serving, ("serve",))
+    parts.append(f"{_doc(delivery)}\n")
+    parts += _functions(delivery, ("deliver", "watch", "monitor", "deploy_status", "deploy_promote", "deploy_rollback"))
+    for name in ("DeliveryReport", "Step", "MonitorReport", "DeployConfig", "MonitorConfig"):
+        obj = getattr(delivery, name)
+        fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(obj))
+        first = _doc(obj).splitlines()[0] if _doc(obj) and not _doc(obj).startswith(f"{name}(") else ""
+        parts.append(f"- **`conveyor.delivery.{name}`**: {first} Fields: {fields}.")
+    from conveyor.serving._rollout import RolloutSettings, Slo
+
+    for obj in (RolloutSettings, Slo):
+        fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(obj))
+        parts.append(f"- **`{obj.__name__}`** (`deploy: rollout:`): {_doc(obj).splitlines()[0]} Fields: {fields}.")
     parts.append("\n## Workspace\n")
     ws = conveyor.Workspace
     parts.append(f"### `conveyor.Workspace`\n\n{_doc(ws)}\n")
@@ -163,6 +192,11 @@ def render() -> str:
 
     errors = [(name, obj) for name, obj in vars(conveyor.errors).items() if isinstance(obj, type)]
     errors += [("pipeline.SpecError", SpecError), ("pipeline.StageFailedError", StageFailedError)]
+    errors += [
+        ("delivery.DeliveryStopped", delivery.DeliveryStopped),
+        ("delivery.DriftAlarm", delivery.DriftAlarm),
+        ("delivery.ServerError", delivery.ServerError),
+    ]
     for name, obj in errors:
         if issubclass(obj, conveyor.errors.ConveyorError):
             parts.append(f"| `{name}` | {obj.exit_code} | {_doc(obj).splitlines()[0]} |")
