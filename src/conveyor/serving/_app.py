@@ -167,7 +167,7 @@ def create_app(
             else:
                 deployment.shadow(decoded.frame, labels)
         answer.loaded, answer.role, answer.rows = loaded, role, len(labels)
-        deployment.remember(decoded.frame.head(32))
+        deployment.remember(decoded.frame)
         if metrics is not None:
             metrics.predicted(loaded.name, str(loaded.number), role, labels)
         if request_log is not None:

@@ -78,6 +78,7 @@ class Deployment:
         self._open_registry = open_registry
         self._registry: Registry | None = None
         self._recent: deque[pd.DataFrame] = deque(maxlen=_RECENT_FRAMES)
+        self._seen = 0
         self._failed: dict[str, int] = {}  # role -> the version that failed to load (not retried)
         self._verdicts: deque[tuple[Loaded, WindowVerdict]] = deque()
         self._wake = threading.Event()
@@ -260,8 +261,11 @@ class Deployment:
         return None
 
     def remember(self, frame: pd.DataFrame) -> None:
-        """Keep a few recent inputs to warm the next version up with."""
-        self._recent.append(frame)
+        """Keep a few recent inputs to warm the next version up with (one request in 16 once
+        there are enough: the request path stays cheap)."""
+        self._seen += 1
+        if len(self._recent) < _RECENT_FRAMES or self._seen % 16 == 0:
+            self._recent.append(frame.head(32))
 
     def _recent_frame(self) -> pd.DataFrame | None:
         if not self._recent:

@@ -28,6 +28,14 @@ class Loaded:
     version: ModelVersion
     model: Any
     loaded_at: float = field(default_factory=time.time)
+    # the model as it takes a float matrix, and the column order it was fitted in (None: the
+    # signature's); None when it must be given a DataFrame (pipelines that select by name)
+    _array: tuple[Any, list[str] | None] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        signature = self.version.signature
+        names = [c.name for c in signature.inputs] if signature is not None and signature.inputs else None
+        object.__setattr__(self, "_array", _array_model(self.model, names))
 
     @property
     def name(self) -> str:
@@ -48,13 +56,16 @@ class Loaded:
         import numpy as np
 
         features: Any = conform(frame, self.signature)
-        if _fitted_without_names(self.model):
-            features = features.to_numpy()  # as it was trained: no warning, no per-call name check
+        model = self.model
+        if self._array is not None:
+            matrix = _matrix(features, self._array[1])
+            if matrix is not None:  # a float matrix: no per-call DataFrame checks in the model
+                model, features = self._array[0], matrix
         try:
-            labels = np.asarray(self.model.predict(features))
+            labels = np.asarray(model.predict(features))
             probabilities = None
-            if proba and hasattr(self.model, "predict_proba"):
-                probabilities = np.asarray(self.model.predict_proba(features), dtype=np.float64)
+            if proba and hasattr(model, "predict_proba"):
+                probabilities = np.asarray(model.predict_proba(features), dtype=np.float64)
         except Exception as exc:  # whatever the model raises is about this input
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ProtocolError(
@@ -65,9 +76,47 @@ class Loaded:
         return labels, probabilities
 
 
-def _fitted_without_names(model: Any) -> bool:
-    """A scikit-learn estimator fitted on an array (it knows its width but no column names)."""
-    return hasattr(model, "n_features_in_") and not hasattr(model, "feature_names_in_")
+def _array_model(model: Any, names: list[str] | None) -> tuple[Any, list[str] | None] | None:
+    """The model as it can be given a plain float matrix, with the column order to give it.
+
+    A scikit-learn estimator fitted on an array takes one as it is. One fitted on a DataFrame
+    checks the column names of every call (a millisecond for one row) and warns on an array:
+    once the server has checked the names against the signature, a shallow copy without the
+    remembered names takes the columns in their fitted order. Pipelines and column
+    transformers may select columns by name, so they keep getting DataFrames."""
+    import copy
+
+    if not hasattr(model, "n_features_in_") or not hasattr(model, "predict"):
+        return None
+    fitted = getattr(model, "feature_names_in_", None)
+    if fitted is None:
+        return model, None
+    module = type(model).__module__
+    if names is None or module.startswith(("sklearn.pipeline", "sklearn.compose")) or not module.startswith("sklearn."):
+        return None
+    order = [str(n) for n in fitted]
+    if set(order) != set(names):
+        return None
+    plain = copy.copy(model)
+    try:
+        del plain.feature_names_in_
+    except AttributeError:
+        return None
+    return plain, order
+
+
+def _matrix(features: Any, order: list[str] | None) -> Any:
+    """``features`` as a float64 matrix in ``order`` (its own order when None); None when a
+    column is not numeric (the model then gets the DataFrame and says what it thinks)."""
+    import numpy as np
+
+    if not hasattr(features, "to_numpy"):
+        return None
+    if order is not None and list(features.columns) != order:
+        features = features[order]
+    if not all(dtype.kind in "fiu" for dtype in features.dtypes):
+        return None
+    return features.to_numpy(dtype=np.float64)
 
 
 def conform(frame: pd.DataFrame, signature: Signature | None) -> pd.DataFrame:
@@ -77,6 +126,9 @@ def conform(frame: pd.DataFrame, signature: Signature | None) -> pd.DataFrame:
 
     if signature is None or not signature.inputs:
         return frame
+    fast = _all_double(frame, signature)
+    if fast is not None:
+        return fast
     try:
         signature.validate(frame, what="input")
     except DataError as exc:
@@ -94,6 +146,24 @@ def conform(frame: pd.DataFrame, signature: Signature | None) -> pd.DataFrame:
             column = pd.to_datetime(column, errors="coerce")
         out[spec.name] = column
     return pd.DataFrame(out, index=frame.index)
+
+
+def _all_double(frame: pd.DataFrame, signature: Signature) -> pd.DataFrame | None:
+    """The common case in one step: every input a double, every column there and numeric;
+    None otherwise (the careful path then names what is wrong)."""
+    import numpy as np
+    import pandas as pd
+
+    names = [c.name for c in signature.inputs]
+    if any(c.type != "double" for c in signature.inputs):
+        return None
+    columns = frame.columns
+    if not all(name in columns for name in names):
+        return None
+    chosen = frame if list(columns) == names else frame[names]
+    if not all(dtype.kind in "fiu" for dtype in chosen.dtypes):
+        return None
+    return pd.DataFrame(chosen.to_numpy(dtype=np.float64), columns=names, index=frame.index)
 
 
 def warm_up_frame(signature: Signature | None, recent: pd.DataFrame | None) -> pd.DataFrame | None:
