@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from conveyor.serving._slot import Loaded
 
 DEFAULT_MAX_BODY = 10 * 2**20  # bytes
+INLINE_ROWS = 16  # requests of at most this many rows are predicted on the event loop
 ADMIN_TOKEN_ENV = "CONVEYOR_SERVE_ADMIN_TOKEN"
 PREDICT_TOKEN_ENV = "CONVEYOR_SERVE_PREDICT_TOKEN"
 _SETTINGS_ENV = "CONVEYOR_SERVE_SETTINGS"
@@ -138,6 +139,13 @@ def create_app(
         if not _token_ok(request, token):
             raise ProtocolError(f"this {what} endpoint needs a token: send 'Authorization: Bearer TOKEN'", 401)
 
+    async def compute(loaded: Loaded, decoded: InferRequest, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """A few rows are predicted right here (a thread hand-off would cost more than the
+        prediction); larger requests in a thread, so the loop keeps answering meanwhile."""
+        if len(decoded.frame) <= INLINE_ROWS:
+            return loaded.predict(decoded.frame, proba=proba)
+        return await run_in_threadpool(loaded.predict, decoded.frame, proba=proba)
+
     async def predict(
         answer: _Answer,
         loaded: Loaded,
@@ -150,7 +158,7 @@ def create_app(
         decoded = decode(loaded)
         started = time.perf_counter()
         try:
-            labels, probabilities = await run_in_threadpool(loaded.predict, decoded.frame, proba=proba(decoded))
+            labels, probabilities = await compute(loaded, decoded, proba(decoded))
         except ProtocolError as exc:
             if role != "candidate" or exc.status < 422:
                 raise
@@ -160,7 +168,7 @@ def create_app(
                 raise
             loaded, role = primary, "primary"
             decoded = decode(loaded)
-            labels, probabilities = await run_in_threadpool(loaded.predict, decoded.frame, proba=proba(decoded))
+            labels, probabilities = await compute(loaded, decoded, proba(decoded))
         else:
             if role == "candidate":
                 deployment.observe(loaded, ok=True, latency=time.perf_counter() - started)
@@ -219,7 +227,8 @@ def create_app(
         if wanted is None:
             loaded, role = deployment.route()
         else:
-            found = deployment.version(int(wanted)) if wanted.isdigit() else None
+            plain = wanted.isascii() and wanted.isdigit() and len(wanted) <= 18
+            found = deployment.version(int(wanted)) if plain else None
             if found is None:
                 served = deployment.primary.current
                 raise ProtocolError(

@@ -66,6 +66,10 @@ def parse_json(body: bytes) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ProtocolError("the body's JSON is nested too deeply") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise ProtocolError(f"the body's JSON has a value that cannot be read: {exc}") from None
 
 
 def decode_oip(document: Any, signature: Signature | None = None) -> InferRequest:
@@ -147,10 +151,13 @@ def _tensor_values(tensor: dict[str, Any], where: str) -> np.ndarray:
         problem = _datatype_problem(value, datatype)
         if problem:
             raise ProtocolError(f"{where}: data[{k}] is {value!r}, {problem}")
-    if datatype in _FLOAT:
-        return np.array([np.nan if v is None else v for v in flat], dtype=np.float64)
-    if datatype in _INTEGER:
-        return np.array(flat, dtype=np.int64)
+    try:
+        if datatype in _FLOAT:
+            return np.array([np.nan if v is None else v for v in flat], dtype=np.float64)
+        if datatype in _INTEGER:
+            return np.array(flat, dtype=np.int64)
+    except OverflowError:
+        raise ProtocolError(f"{where}: a value is out of range for {datatype}") from None
     if datatype == "BOOL":
         return np.array(flat, dtype=bool)
     return np.array(flat, dtype=object)
@@ -222,7 +229,10 @@ def decode_mlflow(body: bytes, content_type: str, signature: Signature | None = 
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise ProtocolError("the body is not UTF-8 text") from None
-        header = next(csv.reader(io.StringIO(text)), [])
+        try:
+            header = next(csv.reader(io.StringIO(text)), [])
+        except csv.Error as exc:
+            raise ProtocolError(f"the body is not valid CSV: {exc}") from None
         repeated = [name for i, name in enumerate(header) if name in header[:i]]
         if repeated:  # pandas would rename the second one 'a.1'; a model would never see it
             raise ProtocolError(f"column '{repeated[0]}' is given twice")

@@ -89,7 +89,13 @@ class RequestLog:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         path = self.folder / f"requests-{stamp}-{os.getpid()}-{self._sequence:05d}.parquet"
         temporary = path.with_name(f".{path.name}.tmp")
-        pd.concat(frames, ignore_index=True).to_parquet(temporary, index=False)
+        table = pd.concat(frames, ignore_index=True)
+        try:
+            table.to_parquet(temporary, index=False)
+        except Exception:  # mixed kinds in one column (text beside numbers): kept as text
+            mixed = [c for c in table.columns if table[c].dtype == object]
+            table[mixed] = table[mixed].astype(str)
+            table.to_parquet(temporary, index=False)
         os.replace(temporary, path)
         self.written_files += 1
         return path

@@ -122,13 +122,21 @@ def _matrix(features: Any, order: list[str] | None) -> Any:
 def conform(frame: pd.DataFrame, signature: Signature | None) -> pd.DataFrame:
     """The signature's input columns of ``frame``, in its order and converted to its types
     (numbers sent as text become numbers); a missing or unusable column is a 400 naming it."""
-    import pandas as pd
 
     if signature is None or not signature.inputs:
         return frame
     fast = _all_double(frame, signature)
     if fast is not None:
         return fast
+    try:
+        return _conform(frame, signature)
+    except OverflowError:
+        raise ProtocolError("a value is out of range for the column's type") from None
+
+
+def _conform(frame: pd.DataFrame, signature: Signature) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         signature.validate(frame, what="input")
     except DataError as exc:
@@ -161,8 +169,11 @@ def _all_double(frame: pd.DataFrame, signature: Signature) -> pd.DataFrame | Non
     if not all(name in columns for name in names):
         return None
     chosen = frame if list(columns) == names else frame[names]
-    if not all(dtype.kind in "fiu" for dtype in chosen.dtypes):
+    dtypes = chosen.dtypes
+    if not all(dtype.kind in "fiu" for dtype in dtypes):
         return None
+    if chosen is frame and all(dtype == np.float64 for dtype in dtypes):
+        return frame  # already what the model needs: no copy
     return pd.DataFrame(chosen.to_numpy(dtype=np.float64), columns=names, index=frame.index)
 
 
