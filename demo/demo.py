@@ -1621,10 +1621,11 @@ def delivery_loop(t: Story) -> None:
         expect(traffic.failed() == 0, "drifted requests are still answered")
         time.sleep(5.5)  # the server writes its request log every 5 s
         since = f"{time.time() - drift_started + 1:.0f}"
-        run = s.conveyor("monitor", "--since", since)
+        run = s.conveyor("monitor", "--since", since, code=1)
         expect("ALARM: " in run.out and "features drifted" in run.out, f"monitor: {run.out!r}")
         expect("retraining:\n" in run.out and "wine:3 unchanged" in run.out, f"monitor: {run.out!r}")
-        s.ok("drift found in the live inputs; the retraining delivery found nothing new to release")
+        one_line_error(run, "model 'wine': live traffic drifted")
+        s.ok("drift found; the retraining delivery found nothing new to release, so monitor exits 1 for CI")
         import httpx
 
         metrics = httpx.get(f"{url}/metrics").text

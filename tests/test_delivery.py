@@ -174,7 +174,7 @@ def test_monitor_raises_the_alarm_on_drifted_traffic_and_retrains(project: Proje
         server.process.send_signal(2)
         server.process.wait(timeout=30)
         alarm = project.cvy("monitor", "--logs", str(logs), "--json")
-        assert alarm.code == 0, alarm  # the alarm was raised and the retraining delivered (nothing new)
+        assert alarm.code == 1, alarm  # the alarm was raised and the retraining released nothing new
         report = json.loads(alarm.out)
         assert report["alarm"] and report["drift_share"] == 1.0 and report["predictions_drifted"]
         assert report["delivery"]["outcome"] == "unchanged"

@@ -138,6 +138,9 @@ def watch_cmd(
 
 
 def _print_monitor(report: MonitorReport) -> None:
+    if not report.judged:
+        click.echo(f"{report.model} ({report.version}): {report.reason}")
+        return
     click.echo(
         f"{report.model} ({report.version}): {report.rows} live rows against {report.reference_rows} reference rows"
     )
@@ -172,7 +175,8 @@ def monitor_cmd(
     as_json: bool,
 ) -> None:
     """Compare the live traffic a server logged with the training data (feature and prediction
-    drift); on an alarm, retrain and deliver. Exits 1 when the alarm is raised and not fixed."""
+    drift); on an alarm, retrain and deliver. Exits 1 when the alarm is raised and no new
+    version was released (retraining found nothing new, or a gate stopped it)."""
     from conveyor.delivery import monitor
 
     report = monitor(
@@ -198,7 +202,7 @@ def monitor_cmd(
             click.echo(report.delivery.summary())
         if report.delivery_error:
             click.echo(f"retraining stopped: {report.delivery_error}")
-    if report.alarm and (report.delivery is None or not report.delivery.ok):
+    if report.alarm and (report.delivery is None or report.delivery.outcome != "released"):
         from conveyor.delivery import DriftAlarm
 
         raise DriftAlarm(

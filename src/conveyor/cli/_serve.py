@@ -109,7 +109,6 @@ def serve_cmd(
     if no_auto_promote:
         overrides["auto_promote"] = False
     rollout = replace(rollout, slo=slo, **overrides)
-    click.echo(f"serving {ref} on http://{host}:{port} (Ctrl-C stops)", err=True)
     serve(
         ref,
         host=host,
@@ -124,6 +123,7 @@ def serve_cmd(
         admin_token=_token(admin_token_file, "admin"),
         predict_token=_token(predict_token_file, "prediction"),
         workspace=ws,
+        on_ready=lambda: click.echo(f"serving {ref} on http://{host}:{port} (Ctrl-C stops)", err=True),
     )
 
 
@@ -131,9 +131,9 @@ def serve_cmd(
 def deploy_group() -> None:
     """See and drive a rollout: what serves, the candidate on trial, promote it or roll back.
 
-    With --url (or deploy: server: in conveyor.yaml) actions go through the running server's
-    admin API (set CONVEYOR_SERVE_ADMIN_TOKEN); without, through the registry, which servers
-    follow within a poll.
+    With --url, promote and rollback go through the running server's admin API (set
+    CONVEYOR_SERVE_ADMIN_TOKEN); without, through the registry, which servers follow within a
+    poll. status also asks the server of deploy: server: in conveyor.yaml.
     """
 
 
@@ -161,7 +161,7 @@ def status_cmd(name: str, url: str | None, as_json: bool) -> None:
             if server.get("candidate") and window:
                 click.echo(
                     f"  candidate {server['candidate']} ({server['rollout']['mode']}): {window['requests']}/"
-                    f"{window['window']} requests, {window['errors']} errors, p99 {window['p99_ms']} ms"
+                    f"{window['window']} requests, {window['errors']} errors, p99 {window['p99_ms']:.1f} ms"
                     + (f", disagreement {window['disagreement']:.1%}" if window.get("disagreement") is not None else "")
                 )
             for event in server.get("events", [])[-5:]:

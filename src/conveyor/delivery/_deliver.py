@@ -251,12 +251,25 @@ def _register(
         timer.add("register", "ok", f"{artifact} is already registered as {version.ref}")
     else:
         try:
-            version = registry.register(model, str(path), description="delivered by conveyor deliver")
+            version = registry.register(
+                model, str(path), signature=_signature(registry.ws, config), description="delivered by conveyor deliver"
+            )
         except ConveyorError as exc:
             raise timer.stop("register", exc.format_message()) from exc
         timer.add("register", "ok", f"{artifact} registered as {version.ref}")
     report.version = version.ref
     return version
+
+
+def _signature(ws: Workspace, config: DeployConfig) -> Any:
+    """The signature of a delivered version, from the training data ``deploy: monitor:`` names
+    (its ``reference`` and ``label``); None without one (the server then checks nothing)."""
+    reference, label = config.monitor.reference, config.monitor.label
+    if reference is None or not (ws.root / reference).is_file():
+        return None
+    from conveyor.registry import Signature
+
+    return Signature.from_file(str(ws.root / reference), label=label)
 
 
 def _promote(

@@ -41,6 +41,7 @@ class MonitorReport:
     features: int = 0
     predictions_drifted: bool = False
     alarm: bool = False
+    judged: bool = True  # False: too few live rows to say anything
     reason: str = ""
     reports: dict[str, str] = field(default_factory=dict)
     delivery: DeliveryReport | None = None
@@ -61,6 +62,7 @@ class MonitorReport:
             "drift_share": round(self.drift_share, 4),
             "predictions_drifted": self.predictions_drifted,
             "alarm": self.alarm,
+            "judged": self.judged,
             "reason": self.reason,
             "reports": self.reports,
             "delivery": None if self.delivery is None else self.delivery.to_json(),
@@ -90,6 +92,7 @@ def monitor(
     from conveyor.registry import Registry
     from conveyor.serving import request_log_dir
     from conveyor.serving._requestlog import PREDICTION as LOGGED_PREDICTION
+    from conveyor.serving._requestlog import VERSION as LOGGED_VERSION
     from conveyor.serving._requestlog import read_request_logs
     from conveyor.serving._slot import conform
     from conveyor.workspace import Workspace, private_dir
@@ -110,16 +113,25 @@ def monitor(
         raise UsageError(f"max drift share {threshold} is outside [0, 1]", hint="for example 0.3")
     needed = settings.min_rows if min_rows is None else min_rows
     retrain = settings.retrain if retrain is None else retrain
-    folder = Path(logs or settings.logs or request_log_dir(ws, model))
-    if logs or settings.logs:
-        folder = folder if folder.is_absolute() else ws.root / folder
+    if logs is not None:
+        folder = Path(logs).absolute()  # as the user typed it: from where the command runs
+    elif settings.logs is not None:
+        folder = ws.root / settings.logs  # conveyor.yaml's paths are the workspace's
+    else:
+        folder = request_log_dir(ws, model)
     live = read_request_logs(folder, since=since)
     with Registry.open(ws, create=False) as registry:
         version = registry.get(f"{model}@{config.alias}")
         served = registry.load(version)
+    if LOGGED_VERSION in live.columns:  # only what the serving version answered (not a canary's)
+        live = live[live[LOGGED_VERSION] == version.version].reset_index(drop=True)
     report = MonitorReport(model, version.ref, len(live))
     if len(live) < needed:
-        report.reason = f"only {len(live)} live requests logged in {folder}; at least {needed} are needed to judge"
+        report.judged = False
+        report.reason = (
+            f"not judged: {len(live)} rows answered by {version.ref} are logged in {folder}; "
+            f"at least {needed} are needed"
+        )
         return report
     frame = read_table(ws.root / reference if not Path(reference).is_absolute() else reference)
     if label is not None and label in frame.columns:

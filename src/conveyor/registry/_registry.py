@@ -346,6 +346,17 @@ class Registry:
             ).all()
         return {alias: int(version) for alias, version in rows}
 
+    def alias_stamps(self, name: str) -> dict[str, tuple[int, float]]:
+        """:meth:`aliases` with when each alias last moved: a server tells a version put back on
+        an alias (worth another try) from the same move it already tried."""
+        with self.db.transaction("read the registry", write=False) as conn:
+            rows = conn.execute(
+                sa.select(t.aliases.c.alias, t.aliases.c.version, t.aliases.c.updated_at)
+                .join(t.models, t.models.c.id == t.aliases.c.model_id)
+                .where(t.models.c.name == name)
+            ).all()
+        return {alias: (int(version), float(at)) for alias, version, at in rows}
+
     def model(self, name: str) -> ModelInfo:
         with self.db.transaction("read the registry", write=False) as conn:
             return self._model_info(conn, self._model_row(conn, name))

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from conveyor.serving._rollout import RolloutSettings
     from conveyor.workspace import Workspace
 
@@ -43,6 +45,7 @@ def serve(
     admin_token: str | None = None,
     predict_token: str | None = None,
     workspace: Workspace | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Serve the registered version ``ref`` until interrupted: ``NAME@ALIAS`` follows the
     alias (hot swap, rollouts of the ``canary`` alias); ``NAME:N`` serves one version.
@@ -93,6 +96,8 @@ def serve(
     for variable, token in ((ADMIN_TOKEN_ENV, admin_token), (PREDICT_TOKEN_ENV, predict_token)):
         if token is not None:
             os.environ[variable] = token
+    if on_ready is not None:  # everything is checked and loaded: what follows is the server itself
+        on_ready()
     uvicorn.run(
         "conveyor.serving._app:create_app_from_environment",
         factory=True,

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from conveyor.serving._slot import Loaded
 
 DEFAULT_MAX_BODY = 10 * 2**20  # bytes
-INLINE_ROWS = 16  # requests of at most this many rows are predicted on the event loop
+INLINE_ROWS = 256  # requests of at most this many rows are predicted on the event loop
 ADMIN_TOKEN_ENV = "CONVEYOR_SERVE_ADMIN_TOKEN"
 PREDICT_TOKEN_ENV = "CONVEYOR_SERVE_PREDICT_TOKEN"
 _SETTINGS_ENV = "CONVEYOR_SERVE_SETTINGS"
@@ -142,9 +142,9 @@ def create_app(
     async def compute(loaded: Loaded, decoded: InferRequest, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """A few rows are predicted right here (a thread hand-off would cost more than the
         prediction); larger requests in a thread, so the loop keeps answering meanwhile."""
-        if len(decoded.frame) <= INLINE_ROWS:
-            return loaded.predict(decoded.frame, proba=proba)
-        return await run_in_threadpool(loaded.predict, decoded.frame, proba=proba)
+        if decoded.rows <= INLINE_ROWS:
+            return loaded.predict_request(decoded, proba=proba)
+        return await run_in_threadpool(loaded.predict_request, decoded, proba=proba)
 
     async def predict(
         answer: _Answer,
@@ -155,31 +155,32 @@ def create_app(
     ) -> tuple[Loaded, InferRequest, np.ndarray, np.ndarray | None]:
         """Decode and predict with ``loaded``; a candidate that fails in the model is counted
         against its window and the request is answered by the primary instead."""
-        decoded = decode(loaded)
         started = time.perf_counter()
         try:
+            decoded = decode(loaded)
             labels, probabilities = await compute(loaded, decoded, proba(decoded))
-        except ProtocolError as exc:
-            if role != "candidate" or exc.status < 422:
-                raise
-            deployment.observe(loaded, ok=False, latency=time.perf_counter() - started)
+        except ProtocolError:
+            # the candidate failed: the primary answers instead, and when it can, the failure
+            # was the candidate's (counted against it), not the client's input
             primary = deployment.primary.current
-            if primary is None:
+            if role != "candidate" or primary is None:
                 raise
+            failed, failed_after = loaded, time.perf_counter() - started
             loaded, role = primary, "primary"
             decoded = decode(loaded)
             labels, probabilities = await compute(loaded, decoded, proba(decoded))
+            deployment.observe(failed, ok=False, latency=failed_after)
         else:
             if role == "candidate":
                 deployment.observe(loaded, ok=True, latency=time.perf_counter() - started)
             else:
-                deployment.shadow(decoded.frame, labels)
+                deployment.shadow(decoded, labels)
         answer.loaded, answer.role, answer.rows = loaded, role, len(labels)
-        deployment.remember(decoded.frame)
+        deployment.remember(decoded)
         if metrics is not None:
             metrics.predicted(loaded.name, str(loaded.number), role, labels)
         if request_log is not None:
-            request_log.record(decoded.frame, labels, loaded.number, role)
+            request_log.record(decoded, labels, loaded.number, role)
         return loaded, decoded, labels, probabilities
 
     async def live(request: Request, answer: _Answer) -> Response:
@@ -302,6 +303,7 @@ def create_app(
 
     async def reload(request: Request, answer: _Answer) -> Response:
         require(request, admin_token, "admin")
+        deployment.forget_failures()
         await run_in_threadpool(deployment.sync)
         return JSONResponse(deployment.status())
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError
-from conveyor.serving._protocol import ProtocolError
+from conveyor.serving._protocol import InferRequest, ProtocolError
 from conveyor.serving._rollout import RolloutSettings, Window, WindowVerdict
 from conveyor.serving._slot import Loaded, ModelSlot
 
@@ -79,7 +79,10 @@ class Deployment:
         self._registry: Registry | None = None
         self._recent: deque[pd.DataFrame] = deque(maxlen=_RECENT_FRAMES)
         self._seen = 0
-        self._failed: dict[str, int] = {}  # role -> the version that failed to load (not retried)
+        # role -> (version, alias move) that failed to load or was aborted: not tried again until
+        # the alias moves again (a new stamp), or /admin/reload
+        self._failed: dict[str, tuple[int, float]] = {}
+        self._stamps: dict[str, tuple[int, float]] = {}
         self._verdicts: deque[tuple[Loaded, WindowVerdict]] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -99,7 +102,8 @@ class Deployment:
             loaded = self.primary.load(registry, first or f"{self.name}@{self.alias}")
             self._swap("primary", loaded, note="loaded")
             if self.alias is not None:
-                self._sync_candidate(registry, registry.aliases(self.name))
+                self._stamps = registry.alias_stamps(self.name)
+                self._sync_candidate(registry, {a: v for a, (v, _) in self._stamps.items()})
         if self.alias is not None:
             self._thread = threading.Thread(target=self._follow, name="conveyor-follow", daemon=True)
             self._thread.start()
@@ -133,7 +137,7 @@ class Deployment:
         with self._lock:
             try:
                 registry = self._connect()
-                aliases = registry.aliases(self.name)
+                self._stamps = registry.alias_stamps(self.name)
             except Exception as exc:
                 self._registry_down(exc)
                 return
@@ -143,12 +147,13 @@ class Deployment:
             while self._verdicts:
                 candidate, verdict = self._verdicts.popleft()
                 self._conclude(registry, candidate, verdict)
-                aliases = registry.aliases(self.name)
+                self._stamps = registry.alias_stamps(self.name)
+            aliases = {alias: version for alias, (version, _) in self._stamps.items()}
             assert self.alias is not None
             wanted = aliases.get(self.alias)
             current = self.primary.current
             moved = wanted is not None and (current is None or wanted != current.number)
-            if moved and wanted is not None and self._failed.get("primary") != wanted:
+            if moved and wanted is not None and self._failed.get("primary") != self._stamps.get(self.alias):
                 on_trial = self.candidate.current
                 if on_trial is not None and on_trial.number == wanted:
                     self._swap("primary", on_trial, note=f"'{self.alias}' moved to its candidate")
@@ -169,7 +174,7 @@ class Deployment:
             return
         if on_trial is not None and on_trial.number == wanted:
             return
-        if self._failed.get("candidate") == wanted:
+        if self._failed.get("candidate") == self._stamps.get(self.settings.candidate_alias):
             return
         loaded = self._load("candidate", registry, wanted)
         if loaded is None:
@@ -191,7 +196,8 @@ class Deployment:
         try:
             loaded = slot.load(registry, ref, recent=self._recent_frame())
         except ConveyorError as exc:
-            self._failed[role] = number
+            alias = self.alias if role == "primary" else self.settings.candidate_alias
+            self._failed[role] = self._stamps.get(alias or "", (number, 0.0))
             self._event("load-failed", f"{ref} ({role}) was not swapped in: {exc.format_message()}")
             if self.metrics is not None:
                 self.metrics.load_failures.labels(self.name, role).inc()
@@ -260,12 +266,12 @@ class Deployment:
                 return loaded, role
         return None
 
-    def remember(self, frame: pd.DataFrame) -> None:
+    def remember(self, request: InferRequest) -> None:
         """Keep a few recent inputs to warm the next version up with (one request in 16 once
         there are enough: the request path stays cheap)."""
         self._seen += 1
         if len(self._recent) < _RECENT_FRAMES or self._seen % 16 == 0:
-            self._recent.append(frame.head(32))
+            self._recent.append(request.frame.head(32))
 
     def _recent_frame(self) -> pd.DataFrame | None:
         if not self._recent:
@@ -287,7 +293,7 @@ class Deployment:
             self._verdicts.append((loaded, verdict))
             self._wake.set()  # the follower acts on it now, off the request path
 
-    def shadow(self, frame: pd.DataFrame, labels: np.ndarray) -> None:
+    def shadow(self, request: InferRequest, labels: np.ndarray) -> None:
         """Send a copy of a request the primary answered to the shadow candidate, in the
         background; when too many copies are queued this one is dropped, never waited for."""
         candidate, window = self.candidate.current, self.window
@@ -298,15 +304,15 @@ class Deployment:
             return
         if self._shadow_pool is None:
             self._shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-shadow")
-        self._shadow_pool.submit(self._shadow_one, candidate, frame, labels)
+        self._shadow_pool.submit(self._shadow_one, candidate, request, labels)
 
-    def _shadow_one(self, candidate: Loaded, frame: pd.DataFrame, labels: np.ndarray) -> None:
+    def _shadow_one(self, candidate: Loaded, request: InferRequest, labels: np.ndarray) -> None:
         import numpy as np
 
         try:
             started = time.perf_counter()
             try:
-                theirs, _ = candidate.predict(frame)
+                theirs, _ = candidate.predict_request(request)
             except ProtocolError as exc:
                 ok = exc.status < 422
                 self.observe(candidate, ok=ok, latency=time.perf_counter() - started)
@@ -336,6 +342,11 @@ class Deployment:
 
     def _promote(self, registry: Registry, candidate: Loaded, reason: str, primary: Loaded | None) -> None:
         assert self.alias is not None
+        if registry.aliases(self.name).get(self.settings.candidate_alias) != candidate.number:
+            self._event("rollout-ended", f"{candidate.version.ref} left trial before its promotion")
+            self.candidate.swap(None)
+            self.window = None
+            return
         try:
             registry.promote(
                 candidate.version.ref,
@@ -364,17 +375,18 @@ class Deployment:
         self.window = None
         self._gauge("candidate", None)
 
-    def _abort(self, registry: Registry, number: int, reason: str) -> None:
-        self._failed["candidate"] = number
+    def _abort(self, registry: Registry, number: int, reason: str, *, actor: str = ACTOR) -> None:
+        alias = self.settings.candidate_alias
+        self._failed["candidate"] = self._stamps.get(alias, (number, 0.0))
         try:
-            registry.abort(
-                self.name, alias=self.settings.candidate_alias, reason=reason, actor=ACTOR, expect_current=number
-            )
+            registry.abort(self.name, alias=alias, reason=reason, actor=actor, expect_current=number)
         except ConveyorError as exc:
-            reason += f" (the registry was not updated: {exc.message})"
-        self._event("aborted", reason)
-        if self.metrics is not None:
-            self.metrics.rollouts.labels(self.name, "rolled_back").inc()
+            # another worker concluded first (or someone moved the alias): not this one's rollback
+            self._event("rollout-ended", f"{self.name}:{number} is no longer on trial ({exc.message})")
+        else:
+            self._event("aborted", reason)
+            if self.metrics is not None:
+                self.metrics.rollouts.labels(self.name, "rolled_back").inc()
         if self.candidate.current is not None and self.candidate.current.number == number:
             self.candidate.swap(None)
             self.window = None
@@ -394,6 +406,9 @@ class Deployment:
             self._swap("primary", candidate, note=f"promoted by {actor}")
             self.candidate.swap(None)
             self.window = None
+            self._gauge("candidate", None)
+            if self.metrics is not None:
+                self.metrics.rollouts.labels(self.name, "promoted").inc()
             self._event("promoted", f"{candidate.version.ref} is now '{self.alias}' ({actor}: {reason})")
             return candidate.version.ref
 
@@ -403,7 +418,9 @@ class Deployment:
             registry = self._connect()
             candidate = self.candidate.current
             if candidate is not None:
-                self._abort(registry, candidate.number, f"rolled back by {actor}: {reason or 'no reason given'}")
+                self._abort(
+                    registry, candidate.number, f"rolled back by {actor}: {reason or 'no reason given'}", actor=actor
+                )
                 return f"{candidate.version.ref} taken off trial"
             if self.alias is None:
                 raise ProtocolError("this server serves a pinned version: there is no alias to roll back", 409)
@@ -413,6 +430,10 @@ class Deployment:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def forget_failures(self) -> None:
+        """Try versions that failed to load again (after ``conveyor pull``, say)."""
+        self._failed.clear()
 
     # -- reporting ----------------------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,13 +43,43 @@ class ProtocolError(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
 class InferRequest:
-    """A decoded request: the features, the request id (OIP), which outputs were asked for."""
+    """A decoded request: the features, the request id (OIP), which outputs were asked for.
 
-    frame: pd.DataFrame
-    id: str | None = None
-    outputs: tuple[str, ...] = ()  # OIP: the outputs asked for; empty: all
+    Plain numbers arrive as one float ``matrix`` with its ``columns`` and become a DataFrame
+    only if something asks for :attr:`frame` (a model that needs one, the request log), so the
+    common request never pays for pandas."""
+
+    __slots__ = ("_frame", "columns", "id", "matrix", "outputs")
+
+    def __init__(
+        self,
+        frame: pd.DataFrame | None = None,
+        id: str | None = None,
+        outputs: tuple[str, ...] = (),
+        *,
+        matrix: np.ndarray | None = None,
+        columns: tuple[str, ...] | None = None,
+    ) -> None:
+        if frame is None and (matrix is None or columns is None):
+            raise ValueError("a request needs a frame, or a matrix and its columns")
+        self._frame = frame
+        self.matrix = matrix
+        self.columns = columns
+        self.id = id
+        self.outputs = outputs  # OIP: the outputs asked for; empty: all
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            import pandas as pd
+
+            self._frame = pd.DataFrame(self.matrix, columns=list(self.columns or ()))
+        return self._frame
+
+    @property
+    def rows(self) -> int:
+        return len(self.matrix) if self.matrix is not None else len(self.frame)
 
 
 # -- decoding ----------------------------------------------------------------------------------
@@ -255,7 +284,13 @@ def decode_mlflow(body: bytes, content_type: str, signature: Signature | None = 
     value = document[key]
     try:
         if key == "dataframe_split":
-            frame = _from_split(value)
+            split = _from_split(value)
+            if not isinstance(split, tuple):
+                return InferRequest(_limited(split))
+            matrix, columns = split
+            if len(matrix) > MAX_ROWS:
+                raise ProtocolError(f"{len(matrix):,} rows is more than the {MAX_ROWS:,} a request may hold", 413)
+            return InferRequest(matrix=matrix, columns=columns)
         elif key == "dataframe_records":
             frame = _from_records(value)
         else:
@@ -274,7 +309,7 @@ def _limited(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _from_split(value: Any) -> pd.DataFrame:
+def _from_split(value: Any) -> pd.DataFrame | tuple[np.ndarray, tuple[str, ...]]:
     import pandas as pd
 
     if not isinstance(value, dict) or "data" not in value:
@@ -288,10 +323,10 @@ def _from_split(value: Any) -> pd.DataFrame:
         for i, row in enumerate(data):
             if len(row) != len(columns):
                 raise ValueError(f"row {i} has {len(row)} values for {len(columns)} columns")
-        if data and _all_numbers(data):  # the common case, in one block: ten times faster than per column
-            import numpy as np
+        if data and len(set(columns)) == len(columns) and _all_numbers(data):
+            import numpy as np  # the common case: one float block, no DataFrame unless needed
 
-            return pd.DataFrame(np.array(data, dtype=np.float64), columns=columns)
+            return np.array(data, dtype=np.float64), tuple(columns)
     return pd.DataFrame(data, columns=columns)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError, DataError
-from conveyor.serving._protocol import ProtocolError
+from conveyor.serving._protocol import InferRequest, ProtocolError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,12 +30,23 @@ class Loaded:
     loaded_at: float = field(default_factory=time.time)
     # the model as it takes a float matrix, and the column order it was fitted in (None: the
     # signature's); None when it must be given a DataFrame (pipelines that select by name)
-    _array: tuple[Any, list[str] | None] | None = field(default=None, init=False, repr=False, compare=False)
+    _array: tuple[Any, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
+    # request columns -> the positions that give the model its columns (plain-number requests)
+    _positions: dict[tuple[str, ...], list[int] | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _plain: tuple[Any, list[str] | None] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         signature = self.version.signature
         names = [c.name for c in signature.inputs] if signature is not None and signature.inputs else None
-        object.__setattr__(self, "_array", _array_model(self.model, names))
+        array = _array_model(self.model, names)
+        if array is not None and names is not None:
+            array = (array[0], array[1] or names)
+            if any(c.type != "double" for c in signature.inputs):  # type: ignore[union-attr]
+                array = None  # other types are converted column by column (conform)
+        object.__setattr__(self, "_array", array if names is not None else None)
+        object.__setattr__(self, "_plain", _array_model(self.model, names))
 
     @property
     def name(self) -> str:
@@ -49,18 +60,46 @@ class Loaded:
     def signature(self) -> Signature | None:
         return self.version.signature
 
+    def predict_request(self, request: InferRequest, *, proba: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`predict` for a decoded request: a plain-number request whose columns hold
+        every input goes to the model as a float matrix, with no DataFrame made at all."""
+        matrix = self._matrix_of(request)
+        if matrix is None or self._array is None:
+            return self.predict(request.frame, proba=proba)
+        return self._run(self._array[0], matrix, proba)
+
+    def _matrix_of(self, request: InferRequest) -> np.ndarray | None:
+        if request.matrix is None or request.columns is None or self._array is None:
+            return None
+        positions = self._positions.get(request.columns, [])
+        if positions == []:
+            where = {name: i for i, name in enumerate(request.columns)}
+            wanted = self._array[1]
+            positions = None if any(name not in where for name in wanted) else [where[name] for name in wanted]
+            if len(self._positions) < 64:
+                self._positions[request.columns] = positions
+        if positions is None:
+            return None  # a column is missing: the careful path names it
+        if positions == list(range(len(request.columns))):
+            return request.matrix
+        return request.matrix[:, positions]
+
     def predict(self, frame: pd.DataFrame, *, proba: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """Labels (and class probabilities, when asked and the model gives them) for every row.
         Input that does not fit the signature is a :class:`ProtocolError` naming the column;
         a model that cannot predict on input that does fit is one too (422), with its reason."""
-        import numpy as np
-
         features: Any = conform(frame, self.signature)
         model = self.model
-        if self._array is not None:
-            matrix = _matrix(features, self._array[1])
+        plain = self._plain
+        if plain is not None:
+            matrix = _matrix(features, plain[1])
             if matrix is not None:  # a float matrix: no per-call DataFrame checks in the model
-                model, features = self._array[0], matrix
+                model, features = plain[0], matrix
+        return self._run(model, features, proba)
+
+    def _run(self, model: Any, features: Any, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        import numpy as np
+
         try:
             labels = np.asarray(model.predict(features))
             probabilities = None
