@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint bench bench-versioning bench-pipeline bench-remote bench-checks bench-registry clean
+.PHONY: demo test lint bench bench-versioning bench-pipeline bench-remote bench-checks bench-registry bench-serving clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check src tests bench demo
 	$(BIN)/mypy
 
-bench: bench-versioning bench-pipeline bench-remote bench-checks bench-registry
+bench: bench-versioning bench-pipeline bench-remote bench-checks bench-registry bench-serving
 
 bench-versioning: $(VENV)/.demo-installed
 	$(BIN)/python bench/bench_versioning.py $(BENCH_ARGS)
@@ -51,6 +51,10 @@ bench-checks: $(VENV)/.test-installed
 # installs MLflow (mlflow-skinny) into bench/.venv-mlflow on first use; SQLite and the machine's PostgreSQL
 bench-registry: $(VENV)/.test-installed
 	$(BIN)/python bench/bench_registry.py $(BENCH_REGISTRY_ARGS)
+
+# conveyor serve against mlflow models serve (bench/.venv-mlflow), the same model, payloads and wrk (apt-get installs it)
+bench-serving: $(VENV)/.test-installed
+	$(BIN)/python bench/bench_serving.py --wait-quiet 600 $(BENCH_SERVING_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
