@@ -227,3 +227,38 @@ def test_watch_delivers_when_params_change_and_goes_on_after_a_stopped_delivery(
     with Registry.open(ws) as registry:
         assert registry.aliases("iris")["production"] == 2
     assert isinstance(Trigger("x").to_json(), dict)
+
+
+def test_watch_cli_delivers_on_a_moved_head_and_on_its_schedule(project: Project) -> None:
+    delivery_project(project)
+    assert project.cvy("deliver").code == 0
+    ws = Workspace.find(project.root)
+    triggers: list[str] = []
+    outcomes: list[str] = []
+
+    def commit_later() -> None:  # once the first delivery is over, so that it sees HEAD move
+        deadline = time.monotonic() + 60
+        while not outcomes and time.monotonic() < deadline:
+            time.sleep(0.05)
+        project.write("NOTES.md", "a commit that changes nothing the pipeline reads\n")
+        project.git("add", "NOTES.md")
+        project.commit("notes")
+
+    committer = threading.Thread(target=commit_later, daemon=True)
+    committer.start()
+    stopped = watch(
+        interval=0.1,
+        every=1.5,
+        max_deliveries=3,
+        on_trigger=lambda t: triggers.append(t.reason),
+        on_delivery=lambda result: outcomes.append(outcome_of(result)),
+        workspace=ws,
+    )
+    committer.join()
+    assert stopped == 0 and outcomes == ["unchanged"] * 3
+    assert triggers[0] == "first look" and triggers[1].startswith("HEAD moved to ") and triggers[2] == "schedule"
+    cli = project.run("watch", "--max-deliveries", "1", "--interval", "0.1")
+    assert cli.code == 0, cli
+    assert "delivering: first look" in cli.out and "iris:1 unchanged: nothing new to deliver" in cli.out
+    bad = project.run("watch", "--interval", "0")
+    assert bad.code == 2 and "error: --interval 0.0 must be positive" in bad.err

@@ -122,6 +122,9 @@ def test_health_metadata_version_and_openapi(server: Server) -> None:
     meta = httpx.get(f"{server.url}/v2/models/iris").json()
     assert meta["versions"] == ["1"] and meta["platform"] == "sklearn_skops"
     assert [i["name"] for i in meta["inputs"]] == list(FEATURES.columns) and meta["inputs"][0]["datatype"] == "FP64"
+    predict = next(o for o in meta["outputs"] if o["name"] == "predict")
+    answer = httpx.post(f"{server.url}/v2/models/iris/infer", json=oip_body(FEATURES.iloc[:1])).json()
+    assert predict["datatype"] == "INT64" == next(o for o in answer["outputs"] if o["name"] == "predict")["datatype"]
     assert httpx.get(f"{server.url}/v2/models/iris/ready").json()["ready"] is True
     assert httpx.get(f"{server.url}/version").json()["model"] == "iris:1"
     document = httpx.get(f"{server.url}/openapi.json").json()
@@ -175,6 +178,21 @@ def test_a_wrong_reference_is_one_line_before_any_server_starts(project: Project
     assert result.code == 2, result
     lines = [line for line in result.err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "no model 'iris' in the registry" in lines[0] and "Traceback" not in result.err
+
+
+def test_a_short_token_is_refused_before_any_server_starts(project: Project) -> None:
+    from conveyor.registry import Registry
+    from conveyor.workspace import Workspace
+
+    with Registry.open(Workspace.find(project.root)) as registry:
+        registry.register("iris", model=MODEL, signature=Signature.infer(IRIS, label="target"))
+        registry.promote("iris:1", to="production")
+    short = project.run("serve", "iris@production", "--port", "1", env={"CONVEYOR_SERVE_ADMIN_TOKEN": "secret"})
+    assert short.code == 2, short
+    assert "error: the admin token is shorter than 16 characters" in short.err and "serving" not in short.err
+    (project.root / "p.token").write_text("short")
+    from_file = project.run("serve", "iris@production", "--port", "1", "--predict-token-file", "p.token")
+    assert from_file.code == 2 and "the token is shorter than 16 characters" in from_file.err
 
 
 def test_the_server_process_answers_several_clients_at_once(server: Server) -> None:

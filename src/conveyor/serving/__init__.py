@@ -71,6 +71,13 @@ def serve(
         raise UsageError(
             "serving needs Starlette, uvicorn and prometheus-client", hint="pip install 'conveyor[serve]'"
         ) from None
+    for variable, token in ((ADMIN_TOKEN_ENV, admin_token), (PREDICT_TOKEN_ENV, predict_token)):
+        value = token if token is not None else os.environ.get(variable)
+        if value and len(value.strip()) < 16:
+            raise UsageError(
+                f"the {'admin' if variable == ADMIN_TOKEN_ENV else 'prediction'} token is shorter than 16 characters",
+                hint=f"use a long random one: export {variable}=$(openssl rand -hex 32)",
+            )
     if not 0.0 <= log_sample <= 1.0:
         raise UsageError(f"--log-sample {log_sample} is outside [0, 1]", hint="for example 0.1 logs one request in ten")
     if poll <= 0:

@@ -202,7 +202,8 @@ def create_app(
             {"name": c.name, "datatype": _TYPES.get(c.type, "BYTES"), "shape": [-1]}
             for c in (signature.inputs if signature else ())
         ]
-        outputs = [{"name": "predict", "datatype": "BYTES", "shape": [-1]}]
+        predicted = signature.outputs[0].type if signature is not None and signature.outputs else "string"
+        outputs = [{"name": "predict", "datatype": _TYPES.get(predicted, "BYTES"), "shape": [-1]}]
         if hasattr(loaded.model, "predict_proba"):
             outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, -1]})
         candidate = deployment.candidate.current
