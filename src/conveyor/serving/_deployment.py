@@ -167,10 +167,8 @@ class Deployment:
         on_trial = self.candidate.current
         if wanted is None or (primary is not None and wanted == primary.number):
             if on_trial is not None:
-                self.candidate.swap(None)
-                self.window = None
+                self._end_trial()
                 self._event("rollout-ended", f"{on_trial.version.ref} is no longer on trial")
-                self._gauge("candidate", None)
             return
         if on_trial is not None and on_trial.number == wanted:
             return
@@ -215,6 +213,12 @@ class Deployment:
         if self.metrics is not None:
             self.metrics.swaps.labels(self.name, role).inc()
         self._gauge(role, loaded)
+
+    def _end_trial(self) -> None:
+        """No candidate on trial any more: every request goes to the primary."""
+        self.candidate.swap(None)
+        self.window = None
+        self._gauge("candidate", None)
 
     def _gauge(self, role: str, loaded: Loaded | None) -> None:
         if self.metrics is not None:
@@ -344,8 +348,7 @@ class Deployment:
         assert self.alias is not None
         if registry.aliases(self.name).get(self.settings.candidate_alias) != candidate.number:
             self._event("rollout-ended", f"{candidate.version.ref} left trial before its promotion")
-            self.candidate.swap(None)
-            self.window = None
+            self._end_trial()
             return
         try:
             registry.promote(
@@ -371,9 +374,7 @@ class Deployment:
         except ConveyorError:
             pass  # another worker removed it first
         self._swap("primary", candidate, note=f"promoted from '{self.settings.candidate_alias}'")
-        self.candidate.swap(None)
-        self.window = None
-        self._gauge("candidate", None)
+        self._end_trial()
 
     def _abort(self, registry: Registry, number: int, reason: str, *, actor: str = ACTOR) -> None:
         alias = self.settings.candidate_alias
@@ -388,9 +389,7 @@ class Deployment:
             if self.metrics is not None:
                 self.metrics.rollouts.labels(self.name, "rolled_back").inc()
         if self.candidate.current is not None and self.candidate.current.number == number:
-            self.candidate.swap(None)
-            self.window = None
-            self._gauge("candidate", None)
+            self._end_trial()
 
     # -- by hand (admin endpoints) ---------------------------------------------------------------
 
@@ -404,9 +403,7 @@ class Deployment:
             registry.promote(candidate.version.ref, to=self.alias, reason=reason or "promoted by hand", actor=actor)
             registry.remove_alias(self.name, alias=self.settings.candidate_alias, reason="promoted", actor=actor)
             self._swap("primary", candidate, note=f"promoted by {actor}")
-            self.candidate.swap(None)
-            self.window = None
-            self._gauge("candidate", None)
+            self._end_trial()
             if self.metrics is not None:
                 self.metrics.rollouts.labels(self.name, "promoted").inc()
             self._event("promoted", f"{candidate.version.ref} is now '{self.alias}' ({actor}: {reason})")
