@@ -47,6 +47,9 @@ BEGIN
   END IF;
 END
 $$;
+-- DROP DATABASE ... WITH (FORCE) ends every session on the throw-away database, including an
+-- autovacuum worker the server started there; ending another role's backend needs this.
+GRANT pg_signal_backend TO {ROLE};
 """
 
 
@@ -186,16 +189,18 @@ def _newest_installed_version() -> str:
 
 
 def _can_connect(port: int) -> str | None:
-    """None if the test role can log in over TCP, else why not."""
+    """None if the test role can log in over TCP with what the tests need, else why not."""
     import psycopg
 
     try:
         with psycopg.connect(
             host=HOST, port=port, user=ROLE, password=PASSWORD, dbname="postgres", connect_timeout=5
         ) as connection:
-            connection.execute("SELECT 1")
+            row = connection.execute("SELECT pg_has_role(current_user, 'pg_signal_backend', 'MEMBER')").fetchone()
     except psycopg.Error as error:
         return str(error).strip() or type(error).__name__
+    if not row or not row[0]:
+        return f"role {ROLE} is not a member of pg_signal_backend"
     return None
 
 
