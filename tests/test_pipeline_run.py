@@ -1051,3 +1051,18 @@ def test_verify_refuses_a_stale_stage(pipeline: Project) -> None:
     assert "✔ reproducible: prepare" in result.out
     assert "✘ could not verify: train — stale (param train.lr changed: 0.1 -> 0.5)" in result.out
     assert calls(pipeline) == []
+
+
+def test_an_interrupt_during_a_record_write_waits_for_the_write_to_end() -> None:
+    import threading
+
+    from conveyor.pipeline._runner import interrupts_deferred
+
+    assert threading.current_thread() is threading.main_thread()  # signals reach only the main thread
+    finished = False
+    with pytest.raises(KeyboardInterrupt), interrupts_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs here: held, not raised
+        finished = True
+    assert finished
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

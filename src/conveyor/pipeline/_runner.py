@@ -13,11 +13,13 @@ finished stages, and the next run picks up from there.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -244,11 +246,12 @@ class _Runner:
             return
         from conveyor.store import RunStore
 
-        self.store = RunStore.open(self.ws)
-        self.store.start_run(self._record)
-        for stage in self._quiet_stages:
-            self.store.record_stage(self.run_id, stage)
-        self._quiet_stages.clear()
+        with interrupts_deferred():
+            self.store = RunStore.open(self.ws)
+            self.store.start_run(self._record)
+            for stage in self._quiet_stages:
+                self.store.record_stage(self.run_id, stage)
+            self._quiet_stages.clear()
 
     def _record_stage(self, result: StageResult, started_at: float) -> None:
         if self.run_id is None or self._record is None:
@@ -270,7 +273,8 @@ class _Runner:
             return
         self._open_record()
         assert self.store is not None
-        self.store.record_stage(self.run_id, stage)
+        with interrupts_deferred():
+            self.store.record_stage(self.run_id, stage)
 
     def _finish_record(self, status: str) -> None:
         if self.store is None or self.run_id is None:
@@ -291,9 +295,10 @@ class _Runner:
             metrics = {k: v for k, v in metrics.items() if not any(k.startswith(f"{p}:") for p in stale)}
         except (ConveyorError, ImportError):
             pass
-        self.store.finish_run(self.run_id, status=status, ended_at=time.time(), metrics=metrics)
-        self.store.close()
-        self.store = None
+        with interrupts_deferred():
+            self.store.finish_run(self.run_id, status=status, ended_at=time.time(), metrics=metrics)
+            self.store.close()
+            self.store = None
 
     # -- the scheduler --------------------------------------------------------------------
 
@@ -588,6 +593,28 @@ class _Runner:
                 ignore_in_git(self.ws.root / out.path)
             else:
                 unignore_in_git(self.ws.root / out.path)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (and the SIGTERM/SIGHUP the CLI turns into it) until the block is done.
+
+    A KeyboardInterrupt raised inside a database call can leave its connection holding
+    SQLite's write lock; the run's closing write then waits out the busy timeout (30 s) on it.
+    The record's writes are short, so the interrupt is taken right after them instead."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum)) for sig in watched}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received:
+            raise KeyboardInterrupt
 
 
 def _with_cache(fact: Fact, stage: Stage) -> Fact:
