@@ -119,6 +119,9 @@ def run(
                 status = "would-run" if entry.stale else entry.state
                 report.stages.append(StageResult(entry.name, status, [str(r) for r in entry.reasons]))
             return report
+        from conveyor.notify import notifier_for
+
+        notifier_for(ws.root)  # a broken notify: section stops here, with its line, not silently later
         runner = _Runner(
             ws,
             repo,
@@ -252,6 +255,9 @@ class _Runner:
             for stage in self._quiet_stages:
                 self.store.record_stage(self.run_id, stage)
             self._quiet_stages.clear()
+        from conveyor.notify import emit
+
+        emit(self.ws.root, "run.started", run_id=self.run_id, commit=self._record.commit, stages=self.selected)
 
     def _record_stage(self, result: StageResult, started_at: float) -> None:
         if self.run_id is None or self._record is None:
@@ -299,6 +305,11 @@ class _Runner:
             self.store.finish_run(self.run_id, status=status, ended_at=time.time(), metrics=metrics)
             self.store.close()
             self.store = None
+        from conveyor.notify import emit
+
+        failed = [{"stage": s.name, "error": s.error} for s in self.report.with_status("failed", "interrupted")]
+        event = "run.succeeded" if status == "succeeded" else "run.failed"
+        emit(self.ws.root, event, run_id=self.run_id, status=status, failed=failed, metrics=metrics)
 
     # -- the scheduler --------------------------------------------------------------------
 
@@ -400,6 +411,10 @@ class _Runner:
     def _emit(self, result: StageResult, started_at: float) -> None:
         self.report.stages.append(result)
         self._record_stage(result, started_at)
+        if result.status == "failed" and self.dag.stage(result.name).call == "conveyor.checks._stage:run":
+            from conveyor.notify import emit
+
+            emit(self.ws.root, "gate.failed", run_id=self.run_id, stage=result.name, error=result.error, log=result.log)
         if self.on_stage is not None:
             self.on_stage(result)
 

@@ -42,7 +42,8 @@ _CHECK_FIELDS = (
 )
 DEFAULT_PARAMS = "params.yaml"
 
-_TOP_FIELDS = ("schema", "vars", "stages", "registry", "deploy")  # registry: promotion policy; deploy: delivery
+# registry: the promotion policy; deploy: delivery and rollouts; notify: webhooks
+_TOP_FIELDS = ("schema", "vars", "stages", "registry", "deploy", "notify")
 _STAGE_FIELDS = (
     "cmd",
     "call",

@@ -710,7 +710,13 @@ class Registry:
                     policy=json.dumps(policy or {}, sort_keys=True),
                 )
             )
-        return AliasMove(name, alias, action, current, target, now, who, reason, forced, policy or {})
+        move = AliasMove(name, alias, action, current, target, now, who, reason, forced, policy or {})
+        if self.ws is not None and action != "remove":
+            from conveyor.notify import emit
+
+            event = "model.promoted" if action == "promote" else "model.rolled_back"
+            emit(self.ws.root, event, **move.to_json())
+        return move
 
     def _previous(self, conn: sa.Connection, model: Any, alias: str, current: int | None) -> int:
         """The version ``alias`` pointed at before its current one: its moves replayed as a
