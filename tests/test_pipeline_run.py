@@ -1066,3 +1066,26 @@ def test_an_interrupt_during_a_record_write_waits_for_the_write_to_end() -> None
         finished = True
     assert finished
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_run_that_takes_too_long_is_stopped_and_keeps_what_finished(project: Project) -> None:
+    write_pipeline(
+        project,
+        "stages:\n"
+        "  quick:\n    cmd: echo done > quick.txt\n    outs: [quick.txt]\n"
+        "  slow:\n    cmd: echo $$ > slow.pid; sleep 60; echo > slow.txt\n    deps: [quick.txt]\n    outs: [slow.txt]\n"
+        "  after:\n    cmd: echo > after.txt\n    deps: [slow.txt]\n    outs: [after.txt]\n",
+    )
+    started = time.monotonic()
+    result = project.run("run", "-j", "1", "--timeout", "2")
+    assert time.monotonic() - started < 30
+    assert result.code == 1, result
+    assert "error: the run timed out after 2 s: stopped slow" in result.err
+    assert "skipped: after" in result.err and "the run timed out" in result.err
+    assert wait_until(lambda: gone(pid_from(project.root / "slow.pid")), 5)
+    assert set(Lock.read(project.root / "conveyor.lock").entries) == {"quick"}
+    again = project.run("run", "-n")  # the next run continues where this one stopped
+    assert "would run: slow" in again.out and "would run: after" in again.out
+    assert "would run: quick" not in again.out
+    bad = project.run("run", "--timeout", "0")
+    assert bad.code == 2 and "--timeout 0: must be positive" in bad.err

@@ -62,6 +62,7 @@ def _describe(result: StageResult, *, verbose: bool) -> str | None:
 @click.option("-n", "--dry-run", is_flag=True, help="Only show which stages would run, and why.")
 @click.option("-j", "--jobs", type=int, help="Stages to run at once (default: the number of CPUs).")
 @click.option("-k", "--keep-going", is_flag=True, help="After a failure, let independent stages finish.")
+@click.option("--timeout", type=float, help="Seconds the whole run may take; then its stages are stopped (exit 1).")
 @click.option("--no-run-cache", is_flag=True, help="Run stale stages even when the run cache has their outputs.")
 @click.option("--pull", is_flag=True, help="First fetch the run cache and the stages' data from a remote.")
 @click.option("-r", "--remote", help="With --pull: the remote (default: core.remote).")
@@ -79,6 +80,7 @@ def run_cmd(
     dry_run: bool,
     jobs: int | None,
     keep_going: bool,
+    timeout: float | None,
     no_run_cache: bool,
     pull: bool,
     remote: str | None,
@@ -117,6 +119,7 @@ def run_cmd(
                 remote=remote,
                 quiet=quiet or as_json,
                 on_stage=None if dry_run else show,
+                timeout=timeout,
             )
     except StageFailedError as exc:
         failed_report: RunReport | None = getattr(exc, "report", None)

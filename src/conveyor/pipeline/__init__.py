@@ -25,6 +25,7 @@ _EXPORTS = {
     "RunReport": "_runner",
     "StageResult": "_runner",
     "StageFailedError": "_runner",
+    "RunTimedOutError": "_runner",
     "pipeline_status": "_status",
     "PipelineStatus": "_status",
     "StageStatus": "_status",
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from conveyor.pipeline._plots import show_plots as show_plots
     from conveyor.pipeline._render import dag as dag
     from conveyor.pipeline._runner import RunReport as RunReport
+    from conveyor.pipeline._runner import RunTimedOutError as RunTimedOutError
     from conveyor.pipeline._runner import StageFailedError as StageFailedError
     from conveyor.pipeline._runner import StageResult as StageResult
     from conveyor.pipeline._runner import run as run

@@ -45,6 +45,10 @@ class StageFailedError(ConveyorError):
     exit_code = 1
 
 
+class RunTimedOutError(StageFailedError):
+    """The whole run took longer than its timeout; the lock records every stage that finished."""
+
+
 @dataclass(slots=True)
 class StageResult:
     """What happened to one stage in a run."""
@@ -90,6 +94,7 @@ def run(
     remote: str | None = None,
     quiet: bool = False,
     on_stage: Callable[[StageResult], None] | None = None,
+    timeout: float | None = None,
     workspace: Workspace | None = None,
 ) -> RunReport:
     """Run the stale stages of ``conveyor.yaml`` (all, or ``targets`` and what they need).
@@ -98,7 +103,9 @@ def run(
     ``single_stage`` runs only the targets; ``downstream`` the targets and what depends on
     them. ``force`` runs the selected stages even when up to date. ``dry_run`` only reports
     what would run. A failing stage stops the run (``keep_going`` lets independent stages
-    finish) and raises :class:`StageFailedError` after the lock is written.
+    finish) and raises :class:`StageFailedError` after the lock is written. ``timeout``: seconds
+    the whole run may take; then its running stages are stopped, the lock keeps every stage that
+    finished, and :class:`RunTimedOutError` is raised.
     """
     ws = workspace or Workspace.find()
     if jobs is not None and jobs < 1:
@@ -106,6 +113,10 @@ def run(
 
         raise UsageError(f"-j {jobs}: needs at least one job", hint="pass -j 1 or more")
     jobs = jobs or os.cpu_count() or 1
+    if timeout is not None and timeout <= 0:
+        from conveyor.errors import UsageError
+
+        raise UsageError(f"--timeout {timeout:g}: must be positive", hint="seconds the whole run may take, e.g. 3600")
     with ws.lock(), Repo(ws) as repo:
         pipeline = load_pipeline(ws)
         dag = Dag.build(pipeline)
@@ -135,6 +146,8 @@ def run(
             quiet=quiet,
             on_stage=on_stage,
         )
+        runner.deadline = None if timeout is None else time.monotonic() + timeout
+        runner.timeout = timeout
         if pull:
             runner.fetcher = _pull_inputs(repo, dag, lock, selected, remote, run_cache=run_cache)
         return runner.execute(targets or [])
@@ -204,6 +217,9 @@ class _Runner:
         self.facts = Facts(repo)
         self.run_cache = RunCache(ws.cache_dir / "runs")
         self.cancel = threading.Event()
+        self.deadline: float | None = None  # time.monotonic() by which the whole run must end
+        self.timeout: float | None = None
+        self.timed_out = False
         self.terminal = Terminal(prefix=jobs > 1 and len(selected) > 1, quiet=quiet)
         self.report = RunReport(None)
         self.store: RunStore | None = None
@@ -324,6 +340,15 @@ class _Runner:
             raise
         finally:
             self._finish_record(status)
+        if self.timed_out:
+            stopped = [s.name for s in self.report.with_status("interrupted")]
+            timed_out = RunTimedOutError(
+                f"the run timed out after {self.timeout:g} s"
+                + (f": stopped {', '.join(stopped[:5])}" if stopped else ""),
+                hint="finished stages are recorded and will not re-run; run again (or with a longer --timeout)",
+            )
+            timed_out.report = self.report  # type: ignore[attr-defined]
+            raise timed_out
         failed = self.report.with_status("failed")
         if failed:
             first = failed[0]
@@ -372,20 +397,24 @@ class _Runner:
                     name, entry, reasons = queue.pop(0)
                     proc = self._prepare(name)
                     running[pool.submit(proc.run)] = (name, entry, reasons, time.time(), proc)
+                why = "the run timed out" if self.timed_out else "the run stopped after a failure"
                 if stop and queue:
                     for name, _entry, _reasons in queue:
                         blocked.add(name)
-                        self._emit(StageResult(name, "skipped", error="the run stopped after a failure"), 0.0)
+                        self._emit(StageResult(name, "skipped", error=why), 0.0)
                     queue.clear()
                 if stop and not running:
                     for name in waiting:
-                        self._emit(StageResult(name, "skipped", error="the run stopped after a failure"), 0.0)
+                        self._emit(StageResult(name, "skipped", error=why), 0.0)
                     waiting.clear()
                 if not running:
                     if waiting and not queue and not stop and not any(needs[n] <= done for n in waiting):
                         break  # nothing can start (cannot happen with a valid DAG)
                     continue
                 finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                if self.deadline is not None and not self.timed_out and time.monotonic() > self.deadline:
+                    self.timed_out = stop = True
+                    self.cancel.set()  # every running stage's process group is stopped; they finish below
                 for future in finished:
                     name, entry, reasons, started_at, _proc = running.pop(future)
                     try:
@@ -535,7 +564,8 @@ class _Runner:
         log = self.ws.relpath(private_dir(self.ws.conveyor_dir, "logs") / (self.run_id or "run") / f"{name}.log")
         result = StageResult(name, "ran", [str(r) for r in reasons], outcome.duration, outcome.attempts, log=log)
         if outcome.cancelled:
-            result.status, result.error = "interrupted", "interrupted"
+            result.status = "interrupted"
+            result.error = f"the run timed out after {self.timeout:g} s" if self.timed_out else "interrupted"
         elif not outcome.ok:
             result.status, result.error = "failed", outcome.error
         else:
