@@ -1089,3 +1089,47 @@ def test_a_run_that_takes_too_long_is_stopped_and_keeps_what_finished(project: P
     assert "would run: quick" not in again.out
     bad = project.run("run", "--timeout", "0")
     assert bad.code == 2 and "--timeout 0: must be positive" in bad.err
+
+
+def test_stages_that_need_every_cpu_never_run_side_by_side_and_priority_orders_the_rest(project: Project) -> None:
+    cpus = os.cpu_count() or 1
+    stage = "  {0}:\n    cmd: date +%s.%N > {0}.start; sleep 0.6; date +%s.%N > {0}.end\n    outs: [{0}.end]\n"
+    heavy = "    resources: {{cpus: {1}, memory: 2GB}}\n"
+    write_pipeline(
+        project,
+        "stages:\n"
+        + stage.format("big1")
+        + heavy.format("big1", cpus)
+        + stage.format("big2")
+        + heavy.format("big2", cpus)
+        + "    priority: 5\n",
+    )
+    result = project.run("run", "-j", "2")
+    assert result.code == 0, result
+
+    def span(name: str) -> tuple[float, float]:
+        return tuple(float((project.root / f"{name}.{end}").read_text()) for end in ("start", "end"))  # type: ignore[return-value]
+
+    (s1, e1), (s2, e2) = span("big1"), span("big2")
+    assert e2 <= s1 or e1 <= s2, "two stages that each need every CPU ran at the same time"
+    assert s2 < s1, "the higher priority stage (big2) should start first"
+    light = "stages:\n" + "".join(stage.format(n) + "    resources: {cpus: 0.5}\n" for n in ("l1", "l2"))
+    write_pipeline(project, light)
+    assert project.run("run", "-j", "2").code == 0
+    (a1, b1), (a2, b2) = span("l1"), span("l2")
+    assert a1 < b2 and a2 < b1, "two half-CPU stages should share the machine"
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ("{cpu: 2}", "unknown resource 'cpu'"),
+        ("{cpus: 0}", "must be more than 0"),
+        ("{memory: lots}", "'lots' is not a size"),
+        ("{gpus: -1}", "must not be negative"),
+    ],
+)
+def test_bad_resources_are_one_line_with_their_place(project: Project, resources: str, message: str) -> None:
+    write_pipeline(project, f"stages:\n  s:\n    cmd: echo\n    resources: {resources}\n")
+    result = project.run("run")
+    assert result.code == 2 and "conveyor.yaml:4:" in result.err and message in result.err, result

@@ -394,7 +394,10 @@ class _Runner:
                     else:
                         queue.append(decision)
                 while queue and len(running) < self.jobs and not stop:
-                    name, entry, reasons = queue.pop(0)
+                    picked = self._next_to_start(queue, [r[0] for r in running.values()])
+                    if picked is None:
+                        break  # what is ready needs more CPUs than are free now: wait for a stage to end
+                    name, entry, reasons = queue.pop(picked)
                     proc = self._prepare(name)
                     running[pool.submit(proc.run)] = (name, entry, reasons, time.time(), proc)
                 why = "the run timed out" if self.timed_out else "the run stopped after a failure"
@@ -436,6 +439,18 @@ class _Runner:
         finally:
             self.cancel.set()
             pool.shutdown(wait=True)
+
+    def _next_to_start(self, queue: list[tuple[str, LockEntry, list[Reason]]], running: list[str]) -> int | None:
+        """The queued stage to start next: the highest priority (then the earliest queued), when
+        its CPUs fit beside the running stages' on this machine (a stage that needs more than the
+        machine has runs alone); None when it does not fit yet. Nothing overtakes it meanwhile,
+        so a large stage is never starved by small ones."""
+        first = min(range(len(queue)), key=lambda i: (-self.dag.stage(queue[i][0]).priority, i))
+        if not running:
+            return first
+        available = float(os.cpu_count() or 1)
+        busy = sum(self.dag.stage(name).cpus for name in running)
+        return first if busy + self.dag.stage(queue[first][0]).cpus <= available + 1e-9 else None
 
     def _emit(self, result: StageResult, started_at: float) -> None:
         self.report.stages.append(result)

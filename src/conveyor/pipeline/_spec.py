@@ -59,6 +59,8 @@ _STAGE_FIELDS = (
     "retries",
     "retry_delay",
     "timeout",
+    "resources",
+    "priority",
     "always_run",
     "frozen",
     "desc",
@@ -114,6 +116,10 @@ class Stage:
     retries: int = 0
     retry_delay: float = 1.0
     timeout: float | None = None
+    cpus: float = 1.0  # resources: {cpus: N}: what the stage uses; the local scheduler never oversubscribes
+    memory: int | None = None  # resources: {memory: 8GB}, in bytes (for executors that place stages)
+    gpus: int = 0
+    priority: int = 0  # among stages ready at once, higher starts first
     always_run: bool = False
     frozen: bool = False
     desc: str | None = None
@@ -513,6 +519,9 @@ class _Builder:
             self.expect(timeout, (int, float), (*path, "timeout"), "seconds", "timeout: 600")
             if not 0 < timeout < float("inf"):
                 raise self.error((*path, "timeout"), "must be positive", "timeout: 600 (seconds), or remove it")
+        cpus, memory, gpus = self.resources(body.get("resources"), (*path, "resources"))
+        priority = body.get("priority", 0)
+        self.expect(priority, int, (*path, "priority"), "a whole number", "priority: 10 (higher starts first)")
         for flag in ("always_run", "frozen"):
             if flag in body:
                 self.expect(body[flag], bool, (*path, flag), "true or false", f"{flag}: true")
@@ -532,12 +541,42 @@ class _Builder:
             retries=retries,
             retry_delay=float(retry_delay),
             timeout=None if timeout is None else float(timeout),
+            cpus=cpus,
+            memory=memory,
+            gpus=gpus,
+            priority=priority,
             always_run=bool(body.get("always_run", False)),
             frozen=bool(body.get("frozen", False)),
             desc=desc,
             mark=self.doc.mark(path, key=True),
             places=places,
         )
+
+    def resources(self, value: Any, path: YamlPath) -> tuple[float, int | None, int]:
+        """``resources: {cpus: 2, memory: 8GB, gpus: 1}`` as (cpus, memory in bytes, gpus)."""
+        if value is None:
+            return 1.0, None, 0
+        self.expect(value, dict, path, "a mapping", "resources: {cpus: 2, memory: 8GB, gpus: 1}")
+        for key in value:
+            if key not in ("cpus", "memory", "gpus"):
+                raise self.error(
+                    (*path, key), f"unknown resource '{key}'", "resources take cpus, memory, gpus", key=True
+                )
+        cpus = value.get("cpus", 1)
+        self.expect(cpus, (int, float), (*path, "cpus"), "a number of CPUs", "cpus: 2")
+        if not 0 < cpus < float("inf"):
+            raise self.error((*path, "cpus"), "must be more than 0", "cpus: 1 (or 0.5 for a light stage)")
+        gpus = value.get("gpus", 0)
+        self.expect(gpus, int, (*path, "gpus"), "a whole number", "gpus: 1")
+        if gpus < 0:
+            raise self.error((*path, "gpus"), "must not be negative", "gpus: 1")
+        memory = value.get("memory")
+        size = None
+        if memory is not None:
+            size = _size(memory)
+            if size is None:
+                raise self.error((*path, "memory"), f"'{memory}' is not a size", "memory: 8GB (or 512MB, or bytes)")
+        return float(cpus), size, gpus
 
     def check_json(self, value: Any, path: YamlPath) -> None:
         """``kwargs`` travel to the child process as JSON: only JSON values may be given."""
@@ -714,3 +753,19 @@ def _key_for(item: Any, index: int) -> str:
         if _NAME.match(text):
             return text
     return str(index)
+
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+_UNITS.update({"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4})
+
+
+def _size(value: Any) -> int | None:
+    """Bytes in ``8GB``, ``512MiB``, ``1.5 GB`` or a plain number; None when it is none of these."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value) if value >= 0 else None
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", str(value))
+    if match is None or match.group(2).lower() not in _UNITS:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
