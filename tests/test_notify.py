@@ -130,3 +130,56 @@ def test_a_broken_notify_section_is_one_line_with_its_place(project: Project) ->
         "conveyor.yaml" in run.err and "unknown event 'run.faild'" in run.err and "did you mean 'run.failed'" in run.err
     )
     assert "Traceback" not in run.err
+
+
+def test_events_arrive_by_mail_through_a_real_smtp_server(project: Project) -> None:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    class Inbox(Message):
+        def __init__(self) -> None:
+            super().__init__()
+            self.messages: list[object] = []
+
+        def handle_message(self, message: object) -> None:
+            self.messages.append(message)
+
+    inbox = Inbox()
+    port = port_outside_ephemeral_range()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        project.write(
+            "conveyor.yaml",
+            f"""\
+stages:
+  broken:
+    cmd: {sys.executable} -c "raise SystemExit(3)"
+notify:
+  email:
+    host: 127.0.0.1
+    port: {port}
+    starttls: false
+    from: conveyor@example.com
+    to: [team@example.com, lead@example.com]
+    events: [run.failed]
+""",
+        )
+        run = project.run("run")
+        assert run.code == 1, run
+        assert len(inbox.messages) == 1
+        mail = inbox.messages[0]
+        assert mail["Subject"].startswith("[conveyor] run.failed: run ")  # type: ignore[index]
+        assert mail["To"] == "team@example.com, lead@example.com"  # type: ignore[index]
+        body = json.loads(mail.get_payload(decode=True).decode())  # type: ignore[attr-defined]
+        assert body["event"] == "run.failed" and body["failed"] == [{"stage": "broken", "error": "exit code 3"}]
+    finally:
+        controller.stop()
+
+
+def test_a_bad_email_section_is_one_line_with_its_place(project: Project) -> None:
+    project.write(
+        "conveyor.yaml", "stages:\n  s:\n    cmd: echo\nnotify:\n  email:\n    host: smtp.example.com\n    to: [x]\n"
+    )
+    run = project.run("run")
+    assert run.code == 2 and "conveyor.yaml:5:" in run.err and "'from' is needed" in run.err, run

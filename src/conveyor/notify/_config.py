@@ -9,15 +9,16 @@ from conveyor.errors import ConveyorError
 from conveyor.notify._events import EVENTS
 
 if TYPE_CHECKING:
-    from conveyor.notify._notifier import Webhook
+    from conveyor.notify._notifier import Target
 
-_FIELDS = ("webhooks",)
+_FIELDS = ("webhooks", "email")
+_EMAIL_FIELDS = ("host", "port", "from", "to", "starttls", "user_env", "password_env", "events", "timeout")
 _WEBHOOK_FIELDS = ("url", "secret_env", "events", "timeout")
 
 
-def load_notify_config(root: Path) -> list[Webhook]:
-    """The webhooks of the workspace at ``root`` (none without a ``notify:`` section)."""
-    from conveyor.notify._notifier import Webhook
+def load_notify_config(root: Path) -> list[Target]:
+    """The webhooks and mailboxes of the workspace at ``root`` (none without a ``notify:`` section)."""
+    from conveyor.notify._notifier import Email, Webhook
     from conveyor.pipeline._spec import PIPELINE_FILE
     from conveyor.pipeline._yaml import SpecError, load
 
@@ -40,11 +41,11 @@ def load_notify_config(root: Path) -> list[Webhook]:
         raise fail(("notify",), "'notify' must be a mapping", "notify: {webhooks: [{url: https://...}]}")
     for name in section:
         if name not in _FIELDS:
-            raise fail(("notify", name), f"unknown field '{name}'", "notify takes webhooks", key=True)
+            raise fail(("notify", name), f"unknown field '{name}'", "notify takes webhooks and email", key=True)
     hooks = section.get("webhooks") or []
     if not isinstance(hooks, list):
         raise fail(("notify", "webhooks"), "'webhooks' must be a list", "webhooks: [{url: https://...}]")
-    found = []
+    found: list[Target] = []
     for i, hook in enumerate(hooks):
         where: tuple[str | int, ...] = ("notify", "webhooks", i)
         if not isinstance(hook, dict):
@@ -63,6 +64,53 @@ def load_notify_config(root: Path) -> list[Webhook]:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise fail((*where, "timeout"), "'timeout' must be a positive number of seconds", "timeout: 5")
         found.append(Webhook(url, secret_env, events, float(timeout)))
+    mail = section.get("email")
+    if mail is not None:
+        where = ("notify", "email")
+        if not isinstance(mail, dict):
+            raise fail(where, "'email' must be a mapping", "email: {host: smtp.example.com, from: ..., to: [...]}")
+        for name in mail:
+            if name not in _EMAIL_FIELDS:
+                raise fail(
+                    (*where, name), f"unknown field '{name}'", f"email takes {', '.join(_EMAIL_FIELDS)}", key=True
+                )
+        for name in ("host", "from"):
+            if not isinstance(mail.get(name), str) or not mail[name]:
+                raise fail(
+                    (*where, name) if name in mail else where,
+                    f"'{name}' is needed",
+                    f"{name}: {'smtp.example.com' if name == 'host' else 'conveyor@example.com'}",
+                    key=name not in mail,
+                )
+        to = mail.get("to")
+        to = [to] if isinstance(to, str) else to
+        if not isinstance(to, list) or not to or not all(isinstance(a, str) and "@" in a for a in to):
+            raise fail((*where, "to"), "'to' must be one or more addresses", "to: [team@example.com]")
+        port = mail.get("port", 587)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise fail((*where, "port"), "'port' must be a port number", "port: 587")
+        starttls = mail.get("starttls", True)
+        if not isinstance(starttls, bool):
+            raise fail((*where, "starttls"), "'starttls' must be true or false", "starttls: true")
+        for name in ("user_env", "password_env"):
+            if mail.get(name) is not None and not isinstance(mail[name], str):
+                raise fail((*where, name), f"'{name}' must name an environment variable", f"{name}: SMTP_USER")
+        timeout = mail.get("timeout", 10.0)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise fail((*where, "timeout"), "'timeout' must be a positive number of seconds", "timeout: 10")
+        found.append(
+            Email(
+                host=mail["host"],
+                sender=mail["from"],
+                to=tuple(to),
+                port=port,
+                starttls=starttls,
+                user_env=mail.get("user_env"),
+                password_env=mail.get("password_env"),
+                events=_events(mail.get("events"), (*where, "events"), fail),
+                timeout=float(timeout),
+            )
+        )
     return found
 
 

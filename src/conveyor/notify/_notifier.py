@@ -47,13 +47,38 @@ class Webhook:
         return event in self.events
 
 
+@dataclass(frozen=True)
+class Email:
+    """Notifications by mail through an SMTP server (STARTTLS and login when configured)."""
+
+    host: str
+    sender: str
+    to: tuple[str, ...]
+    port: int = 587
+    starttls: bool = True
+    user_env: str | None = None
+    password_env: str | None = None
+    events: tuple[str, ...] = EVENTS
+    timeout: float = 10.0
+
+    @property
+    def url(self) -> str:  # for log lines, as a webhook's
+        return f"smtp://{self.host}:{self.port}"
+
+    def wants(self, event: str) -> bool:
+        return event in self.events
+
+
+Target = Webhook | Email
+
+
 @dataclass
 class Notifier:
-    """Sends events to webhooks from a background thread; :meth:`send` never blocks."""
+    """Sends events to webhooks and mailboxes from a background thread; :meth:`send` never blocks."""
 
-    webhooks: list[Webhook] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
     workspace: str = ""
-    _queue: queue.Queue[tuple[Webhook, str, bytes] | None] = field(default_factory=queue.Queue)
+    _queue: queue.Queue[tuple[Target, str, bytes] | None] = field(default_factory=queue.Queue)
     _thread: threading.Thread | None = None
     _closing: threading.Event = field(default_factory=threading.Event)
     delivered: int = 0
@@ -62,7 +87,7 @@ class Notifier:
     def send(self, event: str, payload: dict[str, Any]) -> None:
         if event not in EVENTS:
             raise ValueError(f"unknown event {event!r}")
-        targets = [hook for hook in self.webhooks if hook.wants(event)]
+        targets = [target for target in self.targets if target.wants(event)]
         if not targets:
             return
         body = json.dumps(
@@ -116,29 +141,70 @@ class Notifier:
             finally:
                 self._queue.task_done()
 
-    def _deliver(self, hook: Webhook, event: str, body: bytes) -> bool:
-        import httpx
-
-        headers = {"content-type": "application/json", "x-conveyor-event": event, "user-agent": "conveyor"}
-        secret = os.environ.get(hook.secret_env) if hook.secret_env else None
-        if secret:
-            headers[SIGNATURE_HEADER] = sign(secret, body)
-        problem = ""
+    def _deliver(self, target: Target, event: str, body: bytes) -> bool:
+        attempt, problem = 0, ""
         for attempt in range(ATTEMPTS):
             if attempt and self._closing.wait(BACKOFF * 2 ** (attempt - 1)):
                 break  # the process is exiting: no more retries
-            try:
-                response = httpx.post(hook.url, content=body, headers=headers, timeout=hook.timeout)
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-                continue
-            if response.status_code < 300:
+            problem, retry = _post(target, event, body) if isinstance(target, Webhook) else _mail(target, event, body)
+            if not problem:
                 return True
-            problem = f"HTTP {response.status_code}"
-            if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-                break  # the receiver refuses this request: sending it again will not help
-        log.warning("notification %s to %s failed after %d attempts: %s", event, hook.url, attempt + 1, problem)
+            if not retry:
+                break  # the receiver refuses this one: sending it again will not help
+        log.warning("notification %s to %s failed after %d attempts: %s", event, target.url, attempt + 1, problem)
         return False
+
+
+def _post(hook: Webhook, event: str, body: bytes) -> tuple[str, bool]:
+    """(problem, worth retrying) of one POST; no problem is ``""``."""
+    import httpx
+
+    headers = {"content-type": "application/json", "x-conveyor-event": event, "user-agent": "conveyor"}
+    secret = os.environ.get(hook.secret_env) if hook.secret_env else None
+    if secret:
+        headers[SIGNATURE_HEADER] = sign(secret, body)
+    try:
+        response = httpx.post(hook.url, content=body, headers=headers, timeout=hook.timeout)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}", True
+    if response.status_code < 300:
+        return "", False
+    refused = 400 <= response.status_code < 500 and response.status_code not in (408, 429)
+    return f"HTTP {response.status_code}", not refused
+
+
+def _mail(email: Email, event: str, body: bytes) -> tuple[str, bool]:
+    """(problem, worth retrying) of one message through SMTP."""
+    import smtplib
+    from email.message import EmailMessage
+
+    document = json.loads(body)
+    message = EmailMessage()
+    message["Subject"] = f"[conveyor] {event}: {_headline(document)}"
+    message["From"] = email.sender
+    message["To"] = ", ".join(email.to)
+    message.set_content(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    try:
+        with smtplib.SMTP(email.host, email.port, timeout=email.timeout) as smtp:
+            if email.starttls:
+                smtp.starttls()
+            user = os.environ.get(email.user_env) if email.user_env else None
+            if user:
+                smtp.login(user, os.environ.get(email.password_env or "", ""))
+            smtp.send_message(message)
+    except smtplib.SMTPResponseException as exc:
+        return f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", exc.smtp_code < 500
+    except (smtplib.SMTPException, OSError) as exc:
+        return f"{type(exc).__name__}: {exc}", True
+    return "", False
+
+
+def _headline(document: dict[str, Any]) -> str:
+    if "model" in document:
+        return f"{document['model']} {document.get('alias')} -> {document.get('to_version')}"
+    if "stage" in document:
+        return f"stage {document['stage']}: {document.get('error')}"
+    return f"run {document.get('run_id')} {document.get('status', '')}".strip()
 
 
 _notifiers: dict[str, Notifier | None] = {}
@@ -153,8 +219,8 @@ def notifier_for(root: Path) -> Notifier | None:
         if key not in _notifiers:
             from conveyor.notify._config import load_notify_config
 
-            webhooks = load_notify_config(root)
-            _notifiers[key] = Notifier(webhooks, workspace=key) if webhooks else None
+            targets = load_notify_config(root)
+            _notifiers[key] = Notifier(targets, workspace=key) if targets else None
         return _notifiers[key]
 
 
