@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint bench bench-versioning bench-pipeline bench-remote bench-checks bench-registry bench-serving clean
+.PHONY: demo test lint bench bench-versioning bench-pipeline bench-remote bench-checks bench-registry bench-serving bench-workflow clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench-registry: $(VENV)/.test-installed
 # conveyor serve against mlflow models serve (bench/.venv-mlflow), the same model, payloads and wrk (apt-get installs it)
 bench-serving: $(VENV)/.test-installed
 	$(BIN)/python bench/bench_serving.py --wait-quiet 600 $(BENCH_SERVING_ARGS)
+
+# conveyor's scheduler against Luigi 3.x's local scheduler (bench/.venv-luigi, installed on first use)
+bench-workflow: $(VENV)/.demo-installed
+	$(BIN)/python bench/bench_workflow.py $(BENCH_WORKFLOW_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
