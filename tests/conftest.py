@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,16 @@ import pytest
 from conveyor.cli import main
 
 pytest_plugins = ["db_fixtures"]  # database_url, postgres_url, ... (tests/db_fixtures.py)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give Ctrl-C back to the processes the tests start. A shell without job control starts
+    background commands (``make test &``, a CI runner's) with SIGINT ignored, and an ignored
+    signal stays ignored across exec: the tests that press Ctrl-C on ``conveyor run`` would
+    then wait for a process that never hears it."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 CONVEYOR_BIN = str(Path(sys.executable).with_name("conveyor"))
 
