@@ -338,13 +338,7 @@ class Registry:
     def aliases(self, name: str) -> dict[str, int]:
         """The aliases of model ``name`` and the versions they point at (one cheap query: what a
         server polls to follow its alias)."""
-        with self.db.transaction("read the registry", write=False) as conn:
-            rows = conn.execute(
-                sa.select(t.aliases.c.alias, t.aliases.c.version)
-                .join(t.models, t.models.c.id == t.aliases.c.model_id)
-                .where(t.models.c.name == name)
-            ).all()
-        return {alias: int(version) for alias, version in rows}
+        return {alias: version for alias, (version, _at) in self.alias_stamps(name).items()}
 
     def alias_stamps(self, name: str) -> dict[str, tuple[int, float]]:
         """:meth:`aliases` with when each alias last moved: a server tells a version put back on
