@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -16,8 +17,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
+from conveyor.pipeline._forkserver import ForkedChild, ForkServer
 from conveyor.pipeline._spec import Stage
 
 # The child side of a ``call`` stage: import the module from the stage's folder, call the function.
@@ -85,14 +87,16 @@ class StageProcess:
         terminal: Terminal,
         cancel: threading.Event,
         run_id: str | None = None,
+        forkserver: ForkServer | None = None,
     ) -> None:
         self.stage = stage
+        self.forkserver = forkserver
         self.run_id = run_id
         self.root = root
         self.log_path = log_path
         self.terminal = terminal
         self.cancel = cancel
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: _Child | None = None
 
     def argv(self) -> list[str]:
         stage = self.stage
@@ -138,57 +142,80 @@ class StageProcess:
     def _attempt(self, log: IO[bytes]) -> Outcome:
         stage = self.stage
         cwd = self.root / stage.wdir
-        try:
-            proc = subprocess.Popen(
-                self.argv(),
-                cwd=cwd,
-                env=self.environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return Outcome(False, 1, 0.0, error=f"cannot start: {exc.strerror}")
-        self._proc = proc
+        env = self.environment()
+        child: _Child | None = None
+        if stage.call is not None and self.forkserver is not None and not _needs_interpreter(stage):
+            child = self._fork(cwd, env)
+        if child is None:
+            try:
+                child = _Spawned(
+                    subprocess.Popen(
+                        self.argv(),
+                        cwd=cwd,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        start_new_session=True,
+                    )
+                )
+            except OSError as exc:
+                return Outcome(False, 1, 0.0, error=f"cannot start: {exc.strerror}")
+        self._child = child
         log_lock = threading.Lock()
         readers = [
-            threading.Thread(target=self._pump, args=(proc.stdout, log, log_lock, False), daemon=True),
-            threading.Thread(target=self._pump, args=(proc.stderr, log, log_lock, True), daemon=True),
+            threading.Thread(target=self._pump, args=(child.stdout, log, log_lock, False), daemon=True),
+            threading.Thread(target=self._pump, args=(child.stderr, log, log_lock, True), daemon=True),
         ]
         for reader in readers:
             reader.start()
         deadline = None if stage.timeout is None else time.monotonic() + stage.timeout
         timed_out = cancelled = False
-        while True:
-            try:
-                proc.wait(timeout=0.05)
-                break
-            except subprocess.TimeoutExpired:
-                pass
+        # the wait returns as soon as the process ends; the 0.05 s only bounds how late a
+        # cancellation or a timeout is noticed
+        while not child.wait(0.05):
             if self.cancel.is_set():
                 cancelled = True
-                self._kill(proc)
+                self._kill(child)
                 break
             if deadline is not None and time.monotonic() > deadline:
                 timed_out = True
-                self._kill(proc)
+                self._kill(child)
                 break
         # whatever the command left running in its group (a `cmd &` it did not wait for) goes
         # with it: it could still write outputs after they are recorded, or hold the pipes open
-        self._kill_group(proc.pid)
+        self._kill_group(child.pid)
         for reader in readers:
             reader.join(timeout=5)  # only a process that left the group (setsid) can hold a pipe longer
-        self._proc = None
-        code = proc.returncode
+        child.close()
+        self._child = None
+        code = child.returncode
         if cancelled:
             return Outcome(False, 1, 0.0, code, cancelled=True, error="interrupted")
         if timed_out:
             return Outcome(False, 1, 0.0, code, timed_out=True, error=f"timed out after {stage.timeout:g} s")
+        if child.error is not None:
+            return Outcome(False, 1, 0.0, code, error=child.error)
         if code != 0:
             what = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
             return Outcome(False, 1, 0.0, code, error=what)
         return Outcome(True, 1, 0.0, 0)
+
+    def _fork(self, cwd: Path, env: dict[str, str]) -> _Child | None:
+        assert self.forkserver is not None and self.stage.call is not None
+        module, function = self.stage.call.split(":", 1)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            forked = self.forkserver.spawn(module, function, self.stage.kwargs, str(cwd), env, out_w, err_w)
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        if forked is None:
+            os.close(out_r)
+            os.close(err_r)
+            return None
+        return _Forked(forked, open(out_r, "rb"), open(err_r, "rb"))
 
     def _pump(self, pipe: IO[bytes] | None, log: IO[bytes], log_lock: threading.Lock, err: bool) -> None:
         if pipe is None:
@@ -211,18 +238,100 @@ class StageProcess:
             pass
 
     @staticmethod
-    def _kill(proc: subprocess.Popen[bytes]) -> None:
+    def _kill(child: _Child) -> None:
         """SIGTERM the whole process group, then SIGKILL whatever is left after a grace period."""
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(child.pid, signal.SIGTERM)
         except ProcessLookupError:
             return
+        child.wait(KILL_GRACE)
         try:
-            proc.wait(timeout=KILL_GRACE)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # also reaps grandchildren that ignored SIGTERM
+            os.killpg(child.pid, signal.SIGKILL)  # also reaps grandchildren that ignored SIGTERM
         except ProcessLookupError:
             pass
-        proc.wait()
+        child.wait(None)
+
+
+def _needs_interpreter(stage: Stage) -> bool:
+    """A stage whose environment sets what Python reads only at start-up (PYTHONPATH,
+    PYTHONHASHSEED, ...) gets an interpreter of its own rather than a fork of the warm one."""
+    return any(key.startswith("PYTHON") and key != "PYTHONUNBUFFERED" for key in stage.env)
+
+
+class _Child(Protocol):
+    pid: int
+    stdout: IO[bytes] | None
+    stderr: IO[bytes] | None
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    def wait(self, timeout: float | None) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class _Spawned:
+    """A command started with Popen, waited on through a pidfd where the system has them (no polling)."""
+
+    error = None
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self._pidfd: int | None = None
+        if hasattr(os, "pidfd_open"):
+            try:
+                self._pidfd = os.pidfd_open(proc.pid)
+            except OSError:
+                pass
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def wait(self, timeout: float | None) -> bool:
+        if self.proc.returncode is not None:
+            return True
+        if self._pidfd is not None:
+            select.select([self._pidfd], [], [], timeout)
+            return self.proc.poll() is not None
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
+class _Forked:
+    """A ``call`` stage's child, forked by the run's :class:`ForkServer`."""
+
+    def __init__(self, child: ForkedChild, stdout: IO[bytes], stderr: IO[bytes]) -> None:
+        self.child = child
+        self.pid = child.pid
+        self.stdout: IO[bytes] | None = stdout
+        self.stderr: IO[bytes] | None = stderr
+
+    @property
+    def returncode(self) -> int | None:
+        return self.child.returncode
+
+    @property
+    def error(self) -> str | None:
+        return self.child.error
+
+    def wait(self, timeout: float | None) -> bool:
+        return self.child.wait(timeout)
+
+    def close(self) -> None:
+        pass  # the readers close the pipes

@@ -129,6 +129,7 @@ class Lock:
         self.path = path
         self.entries: dict[str, LockEntry] = entries or {}
         self._texts: dict[str, str] = {}
+        self._written: str | None = None  # what this object last wrote to path
 
     @classmethod
     def read(cls, path: Path, *, conveyor_dir: Path | None = None) -> Lock:
@@ -210,11 +211,15 @@ class Lock:
 
     def write(self) -> None:
         text = self.text()
+        if text == self._written:
+            return
         try:
-            if self.path.read_text(encoding="utf-8") == text:
+            if self._written is None and self.path.read_text(encoding="utf-8") == text:
+                self._written = text
                 return
         except (FileNotFoundError, UnicodeDecodeError):
             pass
         # the content must be durable (never an empty lock after a power loss); the rename need not
         # be: an older lock that comes back only makes finished stages run (or restore) again
         _fs.atomic_write_text(self.path, text, sync="data")
+        self._written = text

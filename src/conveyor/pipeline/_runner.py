@@ -12,6 +12,7 @@ finished stages, and the next run picks up from there.
 
 from __future__ import annotations
 
+import heapq
 import os
 import signal
 import sys
@@ -28,6 +29,7 @@ from conveyor import _fs
 from conveyor.errors import ConveyorError, MissingFileError
 from conveyor.pipeline._dag import Dag
 from conveyor.pipeline._executor import Outcome, StageProcess, Terminal
+from conveyor.pipeline._forkserver import ForkServer
 from conveyor.pipeline._freshness import Facts, Reason, same_value, stale_reasons
 from conveyor.pipeline._lock import LOCK_FILE, Fact, Lock, LockEntry
 from conveyor.pipeline._runcache import RunCache, fingerprint
@@ -227,6 +229,9 @@ class _Runner:
         self._quiet_stages: list[StageRecord] = []  # up to date or frozen, before that
         self.fetcher: Callable[[list[Fact]], None] | None = None  # run --pull: get missing run-cache outputs
         self.run_id: str | None = None
+        self.forkserver: ForkServer | None = None
+        self._journal = _Journal()
+        self._no_forkserver = os.environ.get("CONVEYOR_NO_FORKSERVER") == "1"
 
     # -- the run record -------------------------------------------------------------------
 
@@ -294,9 +299,7 @@ class _Runner:
             self._quiet_stages.append(stage)
             return
         self._open_record()
-        assert self.store is not None
-        with interrupts_deferred():
-            self.store.record_stage(self.run_id, stage)
+        self._journal.records.append(stage)
 
     def _finish_record(self, status: str) -> None:
         if self.store is None or self.run_id is None:
@@ -364,32 +367,54 @@ class _Runner:
 
     def _schedule(self) -> None:
         chosen = set(self.selected)
-        waiting = list(self.selected)
+        rank = {name: i for i, name in enumerate(self.selected)}
         needs = {name: self.dag.upstream[name] & chosen for name in self.selected}
-        done: set[str] = set()
+        unmet = {name: len(needs[name]) for name in self.selected}
+        dependents: dict[str, list[str]] = {name: [] for name in self.selected}
+        for name in self.selected:
+            for up in needs[name]:
+                dependents[up].append(name)
+        ready = [rank[name] for name in self.selected if not unmet[name]]  # a heap: decided in pipeline order
+        heapq.heapify(ready)
+        undecided = set(self.selected)
         blocked: set[str] = set()
         queue: list[tuple[str, LockEntry, list[Reason]]] = []
         running: dict[Future[Outcome], tuple[str, LockEntry, list[Reason], float, StageProcess]] = {}
         stop = False
+
+        def finished_ok(name: str) -> None:
+            for down in dependents[name]:
+                unmet[down] -= 1
+                if not unmet[down]:
+                    heapq.heappush(ready, rank[down])
+
+        def block(name: str) -> None:
+            """``name`` will not finish: everything downstream of it is skipped, now."""
+            blocked.add(name)
+            frontier = [name]
+            while frontier:
+                for down in dependents[frontier.pop()]:
+                    if down in undecided:
+                        undecided.discard(down)
+                        blocked.add(down)
+                        up = sorted(needs[down] & blocked)[0]
+                        self._emit(StageResult(down, "skipped", error=f"upstream stage {up!r} did not finish"), 0.0)
+                        frontier.append(down)
+
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="stage")
         try:
-            while waiting or queue or running:
-                for name in list(waiting):
-                    if needs[name] & blocked:
-                        waiting.remove(name)
-                        blocked.add(name)
-                        up = sorted(needs[name] & blocked)[0]
-                        self._emit(StageResult(name, "skipped", error=f"upstream stage {up!r} did not finish"), 0.0)
+            while ready or queue or running or (stop and undecided):
+                while ready and not stop:
+                    name = self.selected[heapq.heappop(ready)]
+                    if name not in undecided:
                         continue
-                    if stop or not needs[name] <= done:
-                        continue
-                    waiting.remove(name)
+                    undecided.discard(name)
                     decision = self._decide(name)
                     if decision is None:
-                        done.add(name)
+                        finished_ok(name)
                     elif isinstance(decision, StageResult):
-                        blocked.add(name)
                         self._emit(decision, time.time())
+                        block(name)
                         stop = stop or not self.keep_going
                     else:
                         queue.append(decision)
@@ -403,18 +428,22 @@ class _Runner:
                 why = "the run timed out" if self.timed_out else "the run stopped after a failure"
                 if stop and queue:
                     for name, _entry, _reasons in queue:
-                        blocked.add(name)
                         self._emit(StageResult(name, "skipped", error=why), 0.0)
+                        block(name)
                     queue.clear()
                 if stop and not running:
-                    for name in waiting:
+                    for name in sorted(undecided, key=rank.__getitem__):
                         self._emit(StageResult(name, "skipped", error=why), 0.0)
-                    waiting.clear()
+                    undecided.clear()
+                    ready.clear()
                 if not running:
-                    if waiting and not queue and not stop and not any(needs[n] <= done for n in waiting):
+                    if not ready and not queue and not stop:
                         break  # nothing can start (cannot happen with a valid DAG)
                     continue
-                finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                idle = self._journal.IDLE if self._journal.dirty else 0.2
+                finished, _ = wait(running, timeout=idle, return_when=FIRST_COMPLETED)
+                if not finished and self._journal.dirty:
+                    self._flush()  # the running stages take a while: what finished before them is kept now
                 if self.deadline is not None and not self.timed_out and time.monotonic() > self.deadline:
                     self.timed_out = stop = True
                     self.cancel.set()  # every running stage's process group is stopped; they finish below
@@ -426,10 +455,12 @@ class _Runner:
                         outcome = Outcome(False, 1, 0.0, error=f"{type(exc).__name__}: {exc}")
                     result = self._complete(name, entry, reasons, outcome, started_at)
                     if result.status == "ran":
-                        done.add(name)
+                        finished_ok(name)
                     else:
-                        blocked.add(name)
+                        block(name)
                         stop = stop or not self.keep_going
+                if self._journal.due():
+                    self._flush()  # before the next stages start
         except KeyboardInterrupt:
             self.cancel.set()
             for future, (name, _entry, _reasons, started_at, _proc) in running.items():
@@ -439,6 +470,33 @@ class _Runner:
         finally:
             self.cancel.set()
             pool.shutdown(wait=True)
+            if self.forkserver is not None:
+                self.forkserver.close()
+                self.forkserver = None
+            self._flush()
+
+    def _flush(self) -> None:
+        """Make what finished stages left durable, in the order that keeps every state consistent:
+        their objects, then their run-cache entries, .gitignore lines and the lock (which name
+        those objects), then their run records."""
+        journal = self._journal
+        if not journal.dirty:
+            return
+        started = time.monotonic()
+        with interrupts_deferred():
+            self.repo.odb.sync()
+            for key, outs in journal.run_cache:
+                self.run_cache.put(key, outs)
+            if journal.ignores and self.ws.has_scm:
+                from conveyor.versioning._add import set_ignored
+
+                set_ignored(journal.ignores)
+            if journal.lock:
+                self.lock.write()
+            if journal.records and self.store is not None and self.run_id is not None:
+                self.store.record_stages(self.run_id, journal.records)
+            journal.clear()
+        journal.flushed(time.monotonic() - started)
 
     def _next_to_start(self, queue: list[tuple[str, LockEntry, list[Reason]]], running: list[str]) -> int | None:
         """The queued stage to start next: the highest priority (then the earliest queued), when
@@ -540,9 +598,9 @@ class _Runner:
             drop_corrupt(self.repo, outs)  # so that storing the new outputs writes those objects again
             return None
         candidate.outs = tuple(_with_cache(o, stage) for o in outs)
-        self._ignore_outputs(stage)  # before the lock: a kill in between leaves nothing un-ignored
+        self._ignore_outputs(stage)
         self.lock.set(stage.name, candidate)
-        self.lock.write()
+        self._journal.lock = True
         return outs
 
     def _restore_recorded(self, stage: Stage, entry: LockEntry) -> bool:
@@ -570,7 +628,18 @@ class _Runner:
                 _make_writable(self.ws, target)  # the stage must not write through links into the cache
             target.parent.mkdir(parents=True, exist_ok=True)
         log = private_dir(self.ws.conveyor_dir, "logs") / (self.run_id or "run") / f"{name}.log"
-        return StageProcess(stage, self.ws.root, log, self.terminal, self.cancel, self.run_id)
+        forkserver = self._forkserver() if stage.call is not None else None
+        return StageProcess(stage, self.ws.root, log, self.terminal, self.cancel, self.run_id, forkserver)
+
+    def _forkserver(self) -> ForkServer | None:
+        """The run's fork server, started with its first ``call`` stage (None where fork is not available)."""
+        if self.forkserver is None and hasattr(os, "fork") and not self._no_forkserver:
+            try:
+                self.forkserver = ForkServer(str(self.ws.root), dict(os.environ))
+            except OSError as exc:
+                self._no_forkserver = True
+                self.terminal.note(f"call stages start an interpreter each (no fork server: {exc.strerror})")
+        return self.forkserver
 
     def _complete(
         self, name: str, entry: LockEntry, reasons: list[Reason], outcome: Outcome, started_at: float
@@ -604,10 +673,12 @@ class _Runner:
                         result.reasons.append(f"{moved} while it ran")
                         entry.outs = ()
                     elif not _persists(stage):
-                        self.run_cache.put(fingerprint(entry, self._outs_key(stage)), list(outs))
-                    self._ignore_outputs(stage)  # before the lock: a kill in between leaves nothing un-ignored
+                        self._journal.run_cache.append((fingerprint(entry, self._outs_key(stage)), list(outs)))
+                    self._ignore_outputs(stage)
                     self.lock.set(name, entry)
-                    self.lock.write()
+                    self._journal.lock = True
+                    if self._journal.worth_a_flush(outcome.duration) or _persists(stage) or not self.use_run_cache:
+                        self._journal.urgent = True  # a kill must not lose it: only quick stages wait
                     if not moved:  # outputs made from inputs that changed under them are no lineage
                         result.outs = {o.path: o.hash for o in outs}
                         result.deps = {d.path: d.hash for d in entry.deps}
@@ -630,7 +701,7 @@ class _Runner:
 
     def _store_outputs(self, stage: Stage) -> tuple[Fact, ...]:
         facts: list[Fact] = []
-        with self.repo.odb.batch() as batch:
+        with self.repo.odb.batch(durable=False) as batch:  # made durable by the next _flush
             for out in stage.outs:
                 path = self.ws.root / out.path
                 snap = self.repo.snapshot(path, batch=batch)
@@ -644,15 +715,56 @@ class _Runner:
 
     def _ignore_outputs(self, stage: Stage) -> None:
         """Cached outputs are git-ignored (the lock has their hashes); the others are git's to track."""
-        if not self.ws.has_scm:
-            return
-        from conveyor.versioning._add import ignore_in_git, unignore_in_git
+        if self.ws.has_scm:  # written by the next _flush, before the lock that names the outputs
+            self._journal.ignores.extend((self.ws.root / out.path, out.cache) for out in stage.outs)
 
-        for out in stage.outs:
-            if out.cache:
-                ignore_in_git(self.ws.root / out.path)
-            else:
-                unignore_in_git(self.ws.root / out.path)
+
+class _Journal:
+    """What finished stages changed that is not on disk yet (see :meth:`_Runner._flush`).
+
+    Writing the lock, the .gitignore files and a run record after every stage made a pipeline
+    of thousands of small stages slow, and slower per stage as it grew (the lock is rewritten
+    whole). So a flush waits until it costs at most a tenth of the time since the last one:
+    a stage that took ten times a flush, or a stage that cannot be restored from the run
+    cache, is flushed at once; quick stages together, every ``MIN_GAP`` seconds or more, and
+    whenever no stage finished for ``IDLE`` seconds. A kill loses only quick stages' work,
+    which the run cache then restores.
+    """
+
+    MIN_GAP = 0.02
+    IDLE = 0.05
+
+    def __init__(self) -> None:
+        self.run_cache: list[tuple[str, list[Fact]]] = []
+        self.ignores: list[tuple[Path, bool]] = []
+        self.records: list[StageRecord] = []
+        self.lock = False
+        self.urgent = False
+        self._cost = 0.005  # seconds the last flush took (a guess until there was one)
+        self._last = time.monotonic()
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.lock or self.run_cache or self.ignores or self.records)
+
+    def due(self) -> bool:
+        if not self.dirty:
+            return False
+        return self.urgent or time.monotonic() - self._last >= max(self.MIN_GAP, 10 * self._cost)
+
+    def worth_a_flush(self, duration: float) -> bool:
+        """Whether a stage that took ``duration`` seconds is worth flushing for, alone."""
+        return duration >= 10 * self._cost
+
+    def clear(self) -> None:
+        self.run_cache.clear()
+        self.ignores.clear()
+        self.records.clear()
+        self.lock = self.urgent = False
+
+    def flushed(self, took: float) -> None:
+        self._cost = took
+        self._last = time.monotonic()
 
 
 @contextmanager

@@ -163,6 +163,52 @@ class RunStore:
             self._require(conn, run_id)
             self._put_stage(conn, run_id, stage)
 
+    def record_stages(self, run_id: str, stages: list[StageRecord]) -> None:
+        """:meth:`record_stage` for many stages, in one transaction with one statement per table
+        (a run of thousands of stages records them in batches)."""
+        if not stages:
+            return
+        for stage in stages:
+            _check_status(stage.status, STAGE_STATUSES, f"stage {stage.name!r}")
+        latest = {stage.name: stage for stage in stages}  # a stage recorded twice in the batch: the last
+        table = t.run_stages
+        with self.db.transaction("record the stages") as conn:
+            self._require(conn, run_id)
+            known = set(conn.execute(sa.select(table.c.name).where(table.c.run_id == run_id)).scalars())
+            again = [stage for name, stage in latest.items() if name in known]
+            for stage in again:
+                self._put_stage(conn, run_id, stage)  # keeps its place in the run
+            new = [stage for name, stage in latest.items() if name not in known]
+            if not new:
+                return
+            seq = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(table.c.seq) + 1, 0)).where(table.c.run_id == run_id)
+            ).scalar_one()
+            conn.execute(
+                table.insert(),
+                [
+                    {
+                        "run_id": run_id,
+                        "name": stage.name,
+                        "seq": seq + i,
+                        "status": stage.status,
+                        "started_at": stage.started_at,
+                        "duration": stage.duration,
+                        "attempts": stage.attempts,
+                        "error": stage.error,
+                    }
+                    for i, stage in enumerate(new)
+                ],
+            )
+            for files_table, attr in ((t.run_outs, "outs"), (t.run_deps, "deps")):
+                rows = [
+                    {"run_id": run_id, "stage": stage.name, "path": p, "hash": h}
+                    for stage in new
+                    for p, h in getattr(stage, attr).items()
+                ]
+                if rows:
+                    conn.execute(files_table.insert(), rows)
+
     def finish_run(self, run_id: str, *, status: str, ended_at: float, metrics: dict[str, Any]) -> None:
         """Record the end of a run, its final status and its metrics (replacing any before)."""
         _check_status(status, RUN_STATUSES[1:], "run")

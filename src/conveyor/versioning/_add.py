@@ -133,6 +133,32 @@ def unignore_in_git(target: Path) -> None:
         _fs.atomic_write_text(gitignore, "".join(line + "\n" for line in kept))
 
 
+def set_ignored(changes: list[tuple[Path, bool]]) -> None:
+    """Many :func:`ignore_in_git` (True) and :func:`unignore_in_git` (False) at once: each
+    ``.gitignore`` is read and written once, however many of its entries change (a pipeline
+    of thousands of stages writing into one folder)."""
+    by_file: dict[Path, list[tuple[str, bool]]] = {}
+    for target, ignored in changes:
+        by_file.setdefault(target.parent / ".gitignore", []).append((_ignore_entry(target), ignored))
+    for gitignore, entries in by_file.items():
+        try:
+            text = gitignore.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            text = ""
+        lines = text.splitlines()
+        present = set(lines)
+        for entry, ignored in entries:
+            if ignored and entry not in present:
+                lines.append(entry)
+                present.add(entry)
+            elif not ignored and entry in present:
+                lines = [line for line in lines if line != entry]
+                present.discard(entry)
+        new = "".join(line + "\n" for line in lines)
+        if new != text and (new or text):
+            _fs.atomic_write_text(gitignore, new, sync="data")
+
+
 def ignore_in_git(target: Path) -> Path:
     """List ``/name`` in the ``.gitignore`` beside ``target`` so git keeps only the pointer."""
     gitignore = target.parent / ".gitignore"

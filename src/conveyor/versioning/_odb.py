@@ -69,6 +69,7 @@ class ObjectStore:
         self.root = root
         self.tmp_dir = tmp_dir
         self._shards: set[str] = set()
+        self._unsynced: set[str] = set()  # published by batches that left durability to sync()
 
     def path(self, digest: str) -> str:
         return f"{self.root}/{digest[:2]}/{digest[2:]}"
@@ -114,8 +115,27 @@ class ObjectStore:
             digest = batch.add_bytes(data)
         return digest
 
-    def batch(self) -> ObjectBatch:
-        return ObjectBatch(self)
+    def batch(self, *, durable: bool = True) -> ObjectBatch:
+        """A batch of objects to store. ``durable=False`` publishes them without waiting for the
+        disk; the caller then calls :meth:`sync` before it records anything that names them."""
+        return ObjectBatch(self, durable=durable)
+
+    def sync(self) -> None:
+        """Make the objects published by non-durable batches durable, names and content."""
+        if not self._unsynced:
+            return
+        try:
+            if len(self._unsynced) <= _FSYNC_EACH_MAX:
+                for digest in self._unsynced:
+                    with contextlib.suppress(FileNotFoundError):  # gone already: nothing to keep
+                        _fs.fsync_file(self.path(digest))
+                for shard in {digest[:2] for digest in self._unsynced}:
+                    _fs.fsync_dir(f"{self.root}/{shard}")
+            else:
+                _fs.syncfs(self.root)
+        except OSError as exc:
+            raise storage_error(exc, self.root, "sync cache objects") from exc
+        self._unsynced.clear()
 
     def iter_digests(self) -> Iterator[str]:
         try:
@@ -152,8 +172,9 @@ class ObjectBatch:
     MAX_PENDING_FILES = 4096
     MAX_PENDING_BYTES = 512 * 1024 * 1024
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, *, durable: bool = True) -> None:
         self.store = store
+        self.durable = durable
         self._pending: dict[str, str] = {}  # digest -> temp path
         self._present: set[str] = set()  # digests known to be stored already
         self._pending_bytes = 0
@@ -263,6 +284,18 @@ class ObjectBatch:
     def commit(self) -> None:
         """Make staged content durable, then give every object its final name."""
         if not self._pending:
+            return
+        if not self.durable:
+            try:
+                for digest, tmp in self._pending.items():
+                    self.store.ensure_shard(digest)
+                    _fs.publish(tmp, self.store.path(digest))
+                    self.store._unsynced.add(digest)
+            except OSError as exc:
+                self.discard()
+                raise storage_error(exc, self.store.root, "publish cache objects") from exc
+            self._pending.clear()
+            self._pending_bytes = 0
             return
         few = len(self._pending) <= _FSYNC_EACH_MAX
         try:

@@ -1,0 +1,205 @@
+"""``call`` stages run in children forked by a warm server: each as fresh as a new interpreter.
+
+The runner starts one fork server per run; these tests check that what a stage sees and
+leaves behind is what a new ``python -c`` process would give: its own environment, folder,
+exit code and process group, no state from the stage before it, and a clear failure (never a
+hang) when the server itself dies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CONVEYOR_BIN, Project
+from conveyor.pipeline._executor import Outcome, StageProcess, Terminal
+from conveyor.pipeline._forkserver import ForkServer
+from conveyor.pipeline._spec import Stage
+
+PROBE = """
+import json, os, sys, threading, time
+
+SEEN = []
+
+def probe(out, mark=None):
+    SEEN.append(out)  # module state: a fresh process starts with an empty list every time
+    if mark:
+        os.environ["LEAKED"] = "yes"  # must not reach the next stage
+    with open(out, "w") as f:
+        json.dump({"seen": list(SEEN), "cwd": os.getcwd(), "stage": os.environ.get("CONVEYOR_STAGE"),
+                   "leaked": os.environ.get("LEAKED"), "greeting": os.environ.get("GREETING"),
+                   "argv": sys.argv[1:3], "sid": os.getsid(0) == os.getpid()}, f)
+    print("printed to stdout")
+    print("printed to stderr", file=sys.stderr)
+
+def exit_with(code):
+    sys.exit(code)
+
+def late_thread(out):
+    def work():
+        time.sleep(0.3)
+        with open(out, "w") as f:
+            f.write("the thread finished")
+    threading.Thread(target=work).start()  # not a daemon: the stage ends when it does
+
+def hang(pidfile):
+    with open(pidfile, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(60)
+"""
+
+
+def call_stage(name: str, call: str, kwargs: dict[str, object]) -> Stage:
+    return Stage(name=name, cmd=None, call=call, kwargs=kwargs, deps=(), params=(), outs=(), env={}, wdir=".")
+
+
+def write(project: Project, pipeline: str) -> None:
+    project.write("probe.py", PROBE)
+    project.write("conveyor.yaml", textwrap.dedent(pipeline).lstrip("\n"))
+
+
+def test_each_call_stage_gets_a_fresh_process_with_its_own_folder_and_environment(project: Project) -> None:
+    write(
+        project,
+        """
+        stages:
+          first:
+            call: probe:probe
+            kwargs: {out: first.json, mark: true}
+            env: {GREETING: hello}
+            outs: [first.json]
+          second:
+            call: probe:probe
+            kwargs: {out: second.json}
+            wdir: sub
+            deps: [../first.json]
+            outs: [second.json]
+        """,
+    )
+    project.write("sub/probe.py", PROBE)  # a call stage imports from its own folder, as `python -c` there would
+    result = project.ok("run", "-j", "1")
+    assert "printed to stdout" in result
+    first = json.loads((project.root / "first.json").read_text())
+    second = json.loads((project.root / "sub" / "second.json").read_text())
+    assert first["seen"] == ["first.json"] and second["seen"] == ["second.json"]  # no state carried over
+    assert first["stage"] == "first" and second["stage"] == "second"
+    assert first["greeting"] == "hello" and second["greeting"] is None
+    assert second["leaked"] is None  # the first stage's os.environ change stayed in its process
+    assert Path(second["cwd"]).resolve() == (project.root / "sub").resolve()
+    assert first["argv"] == ["probe", "probe"]
+    assert first["sid"] and second["sid"]  # each in a session of its own: a timeout kills its whole group
+
+
+def test_exit_codes_threads_and_output_are_those_of_a_new_interpreter(tmp_path: Path) -> None:
+    (tmp_path / "probe.py").write_text(PROBE)
+    server = ForkServer(str(tmp_path), dict(os.environ))
+    try:
+
+        def run(call: str, **kwargs: object) -> tuple[int | None, str]:
+            stage = call_stage("s", call, kwargs)
+            log = tmp_path / "s.log"
+            outcome = StageProcess(
+                stage, tmp_path, log, Terminal(prefix=False, quiet=True), threading.Event(), None, server
+            ).run()
+            return outcome.returncode, log.read_text()
+
+        assert run("probe:exit_with", code=3)[0] == 3
+        assert run("probe:exit_with", code=0)[0] == 0
+        code, log = run("probe:probe", out="x.json")
+        assert code == 0 and "printed to stdout" in log and "printed to stderr" in log
+        assert run("probe:late_thread", out="thread.txt")[0] == 0
+        assert (tmp_path / "thread.txt").read_text() == "the thread finished"  # joined before the stage ended
+        code, log = run("probe:no_such_function")
+        assert code == 1 and "AttributeError" in log and "_forkserver" not in log  # the traceback starts at the stage
+    finally:
+        server.close()
+
+
+def test_a_call_stage_that_sets_pythonpath_gets_an_interpreter_of_its_own(project: Project) -> None:
+    project.write("lib/helper_mod.py", "VALUE = 'from PYTHONPATH'\n")
+    project.write("uses.py", "def main():\n    import helper_mod\n    open('v.txt', 'w').write(helper_mod.VALUE)\n")
+    write(project, "stages:\n  s:\n    call: uses:main\n    env: {PYTHONPATH: lib}\n    outs: [v.txt]\n")
+    project.ok("run")
+    assert (project.root / "v.txt").read_text() == "from PYTHONPATH"
+
+
+def test_a_timeout_kills_the_forked_stage(project: Project) -> None:
+    write(project, "stages:\n  s:\n    call: probe:hang\n    kwargs: {pidfile: s.pid}\n    timeout: 1\n")
+    result = project.cvy("run")
+    assert result.code == 1 and "timed out after 1 s" in result.err
+    pid = int((project.root / "s.pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_dead_fork_server_fails_the_stage_instead_of_hanging(tmp_path: Path) -> None:
+    (tmp_path / "probe.py").write_text(PROBE)
+    server = ForkServer(str(tmp_path), dict(os.environ))
+    try:
+        stage = call_stage("s", "probe:hang", {"pidfile": "s.pid"})
+        results: list[Outcome] = []
+        process = StageProcess(
+            stage, tmp_path, tmp_path / "s.log", Terminal(prefix=False, quiet=True), threading.Event(), None, server
+        )
+        worker = threading.Thread(target=lambda: results.append(process.run()))
+        worker.start()
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "s.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        child = int((tmp_path / "s.pid").read_text())
+        os.kill(server._proc.pid, signal.SIGKILL)
+        os.killpg(child, signal.SIGKILL)  # the orphaned stage, which nobody would stop otherwise
+        worker.join(timeout=10)
+        assert not worker.is_alive()
+        outcome = results[0]
+        assert outcome.ok is False
+        assert "fork server" in str(outcome.error)
+        # a stage after that runs in an interpreter of its own
+        again = StageProcess(
+            call_stage("t", "probe:exit_with", {"code": 4}),
+            tmp_path,
+            tmp_path / "t.log",
+            Terminal(prefix=False, quiet=True),
+            threading.Event(),
+            None,
+            server,
+        ).run()
+        assert again.returncode == 4
+    finally:
+        server.close()
+
+
+def test_the_server_outlives_a_killed_runner_only_as_long_as_its_children(project: Project) -> None:
+    write(project, "stages:\n  s:\n    call: probe:hang\n    kwargs: {pidfile: s.pid}\n")
+    proc = subprocess.Popen(
+        [CONVEYOR_BIN, "run"],
+        cwd=project.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while not (project.root / "s.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child = int((project.root / "s.pid").read_text())
+    server = int(subprocess.check_output(["ps", "-o", "ppid=", "-p", str(child)]).decode().strip())
+    proc.kill()
+    proc.wait()
+    os.kill(server, 0)  # still there: its child runs on, as a subprocess's would
+    os.killpg(child, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(server, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the fork server outlived its runner and its last child")
