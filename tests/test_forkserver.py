@@ -50,6 +50,13 @@ def late_thread(out):
             f.write("the thread finished")
     threading.Thread(target=work).start()  # not a daemon: the stage ends when it does
 
+KEPT = None
+
+def keep_open(out):
+    global KEPT
+    KEPT = open(out, "w")  # never closed: the interpreter's exit flushes it, so must the stage's
+    KEPT.write("buffered, never flushed by the stage")
+
 def hang(pidfile):
     with open(pidfile, "w") as f:
         f.write(str(os.getpid()))
@@ -115,6 +122,8 @@ def test_exit_codes_threads_and_output_are_those_of_a_new_interpreter(tmp_path: 
         assert run("probe:exit_with", code=0)[0] == 0
         code, log = run("probe:probe", out="x.json")
         assert code == 0 and "printed to stdout" in log and "printed to stderr" in log
+        assert run("probe:keep_open", out="kept.txt")[0] == 0
+        assert (tmp_path / "kept.txt").read_text() == "buffered, never flushed by the stage"
         assert run("probe:late_thread", out="thread.txt")[0] == 0
         assert (tmp_path / "thread.txt").read_text() == "the thread finished"  # joined before the stage ended
         code, log = run("probe:no_such_function")

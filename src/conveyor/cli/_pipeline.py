@@ -44,7 +44,8 @@ def _describe(result: StageResult, *, verbose: bool) -> str | None:
     line = f"{_SYMBOL.get(status, status)}: {result.name}"
     if status == "ran":
         tries = f", {result.attempts} attempts" if result.attempts > 1 else ""
-        line += f" ({result.duration:.2f} s{tries})"
+        where = f" on {result.worker}" if result.worker else ""
+        line += f" ({result.duration:.2f} s{tries}{where})"
     if result.reasons and status in ("ran", "restored", "would-run"):
         line += " — " + "; ".join(result.reasons[:3])
         if len(result.reasons) > 3:
@@ -65,7 +66,13 @@ def _describe(result: StageResult, *, verbose: bool) -> str | None:
 @click.option("--timeout", type=float, help="Seconds the whole run may take; then its stages are stopped (exit 1).")
 @click.option("--no-run-cache", is_flag=True, help="Run stale stages even when the run cache has their outputs.")
 @click.option("--pull", is_flag=True, help="First fetch the run cache and the stages' data from a remote.")
-@click.option("-r", "--remote", help="With --pull: the remote (default: core.remote).")
+@click.option("-r", "--remote", help="With --pull or --executor: the remote (default: core.remote).")
+@click.option(
+    "--executor",
+    metavar="dask://HOST:PORT",
+    envvar="CONVEYOR_EXECUTOR",
+    help="Run the stages on this Dask cluster (the dask extra); inputs and outputs travel through the remote.",
+)
 @click.option(
     "--verify", "verify", is_flag=True, help="Re-run up-to-date stages in a scratch area and compare outputs."
 )
@@ -84,6 +91,7 @@ def run_cmd(
     no_run_cache: bool,
     pull: bool,
     remote: str | None,
+    executor: str | None,
     verify: bool,
     quiet: bool,
     verbose: bool,
@@ -115,11 +123,12 @@ def run_cmd(
                 jobs=jobs,
                 keep_going=keep_going,
                 run_cache=not no_run_cache,
-                pull=pull or remote is not None,
+                pull=pull or (remote is not None and executor is None),
                 remote=remote,
                 quiet=quiet or as_json,
                 on_stage=None if dry_run else show,
                 timeout=timeout,
+                executor=executor,
             )
     except StageFailedError as exc:
         failed_report: RunReport | None = getattr(exc, "report", None)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from conveyor.pipeline._forkserver import ForkedChild, ForkServer
+from conveyor.pipeline._lock import Fact
 from conveyor.pipeline._spec import Stage
 
 # The child side of a ``call`` stage: import the module from the stage's folder, call the function.
@@ -43,6 +44,9 @@ class Outcome:
     timed_out: bool = False
     cancelled: bool = False
     error: str | None = None
+    remote_outs: tuple[Fact, ...] | None = None  # on a cluster: the outputs the worker pushed to the remote
+    worker: str | None = None  # on a cluster: which worker ran it
+    log: bytes | None = None  # on a cluster: the stage's output, which the runner writes to its log here
 
 
 class Terminal:

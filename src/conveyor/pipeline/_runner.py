@@ -23,7 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from conveyor import _fs
 from conveyor.errors import ConveyorError, MissingFileError
@@ -38,6 +38,7 @@ from conveyor.versioning._repo import Repo
 from conveyor.workspace import Workspace, private_dir
 
 if TYPE_CHECKING:
+    from conveyor.pipeline._cluster_executor import Cluster
     from conveyor.store import RunRecord, RunStore, StageRecord
 
 
@@ -64,6 +65,7 @@ class StageResult:
     outs: dict[str, str] = field(default_factory=dict)  # path -> hash
     deps: dict[str, str] = field(default_factory=dict)  # path -> hash the outputs were made from
     log: str | None = None  # the stage's log file, relative to the workspace root
+    worker: str | None = None  # the cluster worker that ran it (run --executor)
 
 
 @dataclass(slots=True)
@@ -97,6 +99,7 @@ def run(
     quiet: bool = False,
     on_stage: Callable[[StageResult], None] | None = None,
     timeout: float | None = None,
+    executor: str | None = None,
     workspace: Workspace | None = None,
 ) -> RunReport:
     """Run the stale stages of ``conveyor.yaml`` (all, or ``targets`` and what they need).
@@ -107,14 +110,16 @@ def run(
     what would run. A failing stage stops the run (``keep_going`` lets independent stages
     finish) and raises :class:`StageFailedError` after the lock is written. ``timeout``: seconds
     the whole run may take; then its running stages are stopped, the lock keeps every stage that
-    finished, and :class:`RunTimedOutError` is raised.
+    finished, and :class:`RunTimedOutError` is raised. ``executor``: ``dask://HOST:PORT`` runs the
+    stages on that Dask cluster, whose workers exchange inputs and outputs with this workspace
+    through the remote (``remote``, or the default one); ``jobs`` then defaults to the cluster's
+    worker threads.
     """
     ws = workspace or Workspace.find()
     if jobs is not None and jobs < 1:
         from conveyor.errors import UsageError
 
         raise UsageError(f"-j {jobs}: needs at least one job", hint="pass -j 1 or more")
-    jobs = jobs or os.cpu_count() or 1
     if timeout is not None and timeout <= 0:
         from conveyor.errors import UsageError
 
@@ -135,6 +140,12 @@ def run(
         from conveyor.notify import notifier_for
 
         notifier_for(ws.root)  # a broken notify: section stops here, with its line, not silently later
+        cluster = None
+        if executor is not None and executor != "local":
+            from conveyor.pipeline._cluster_executor import Cluster
+
+            cluster = Cluster(repo, executor, remote)
+        jobs = jobs or (cluster.workers() if cluster is not None else os.cpu_count() or 1)
         runner = _Runner(
             ws,
             repo,
@@ -150,9 +161,14 @@ def run(
         )
         runner.deadline = None if timeout is None else time.monotonic() + timeout
         runner.timeout = timeout
-        if pull:
-            runner.fetcher = _pull_inputs(repo, dag, lock, selected, remote, run_cache=run_cache)
-        return runner.execute(targets or [])
+        runner.cluster = cluster
+        try:
+            if pull:
+                runner.fetcher = _pull_inputs(repo, dag, lock, selected, remote, run_cache=run_cache)
+            return runner.execute(targets or [])
+        finally:
+            if cluster is not None:
+                cluster.close()
 
 
 def _pull_inputs(
@@ -231,6 +247,7 @@ class _Runner:
         self.run_id: str | None = None
         self.forkserver: ForkServer | None = None
         self._journal = _Journal()
+        self.cluster: Cluster | None = None
         self._no_forkserver = os.environ.get("CONVEYOR_NO_FORKSERVER") == "1"
 
     # -- the run record -------------------------------------------------------------------
@@ -379,7 +396,7 @@ class _Runner:
         undecided = set(self.selected)
         blocked: set[str] = set()
         queue: list[tuple[str, LockEntry, list[Reason]]] = []
-        running: dict[Future[Outcome], tuple[str, LockEntry, list[Reason], float, StageProcess]] = {}
+        running: dict[Future[Outcome], tuple[str, LockEntry, list[Reason], float, _Startable]] = {}
         stop = False
 
         def finished_ok(name: str) -> None:
@@ -423,7 +440,7 @@ class _Runner:
                     if picked is None:
                         break  # what is ready needs more CPUs than are free now: wait for a stage to end
                     name, entry, reasons = queue.pop(picked)
-                    proc = self._prepare(name)
+                    proc = self._prepare(name, entry)
                     running[pool.submit(proc.run)] = (name, entry, reasons, time.time(), proc)
                 why = "the run timed out" if self.timed_out else "the run stopped after a failure"
                 if stop and queue:
@@ -504,7 +521,8 @@ class _Runner:
         machine has runs alone); None when it does not fit yet. Nothing overtakes it meanwhile,
         so a large stage is never starved by small ones."""
         first = min(range(len(queue)), key=lambda i: (-self.dag.stage(queue[i][0]).priority, i))
-        if not running:
+        running = [name for name in running if not self._on_cluster(name)]  # Dask places those
+        if not running or self._on_cluster(queue[first][0]):
             return first
         available = float(os.cpu_count() or 1)
         busy = sum(self.dag.stage(name).cpus for name in running)
@@ -617,9 +635,17 @@ class _Runner:
             self.terminal.note(f"stage {stage.name!r}: recorded outputs not restored ({exc.message}); running it")
         return False
 
-    def _prepare(self, name: str) -> StageProcess:
+    def _on_cluster(self, name: str) -> bool:
+        return self.cluster is not None and self.cluster.runs_here(self.dag.stage(name)) is None
+
+    def _prepare(self, name: str, entry: LockEntry) -> _Startable:
         self._open_record()  # before the stage starts: a run killed during it is on record
         stage = self.dag.stage(name)
+        if self.cluster is not None and self._on_cluster(name):
+            try:
+                return self.cluster.prepare(stage, entry, self.run_id, self.cancel)
+            except ConveyorError as exc:
+                return _NotStarted(exc.format_message())
         for out in stage.outs:
             target = self.ws.root / out.path
             if not out.persist and os.path.lexists(target):
@@ -647,6 +673,16 @@ class _Runner:
         stage = self.dag.stage(name)
         log = self.ws.relpath(private_dir(self.ws.conveyor_dir, "logs") / (self.run_id or "run") / f"{name}.log")
         result = StageResult(name, "ran", [str(r) for r in reasons], outcome.duration, outcome.attempts, log=log)
+        result.worker = outcome.worker
+        if outcome.log is not None and self.cluster is not None:
+            from conveyor.pipeline._cluster_executor import show_log
+
+            show_log(self.terminal, name, outcome.log, self.ws.root / log)
+        if outcome.ok and outcome.remote_outs is not None and self.cluster is not None:
+            try:
+                self.cluster.bring_outputs(outcome.remote_outs)
+            except ConveyorError as exc:
+                outcome.ok, outcome.error = False, exc.format_message()
         if outcome.cancelled:
             result.status = "interrupted"
             result.error = f"the run timed out after {self.timeout:g} s" if self.timed_out else "interrupted"
@@ -717,6 +753,20 @@ class _Runner:
         """Cached outputs are git-ignored (the lock has their hashes); the others are git's to track."""
         if self.ws.has_scm:  # written by the next _flush, before the lock that names the outputs
             self._journal.ignores.extend((self.ws.root / out.path, out.cache) for out in stage.outs)
+
+
+class _Startable(Protocol):
+    def run(self) -> Outcome: ...
+
+
+class _NotStarted:
+    """A stage that could not be handed to its executor: it fails with that reason."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    def run(self) -> Outcome:
+        return Outcome(False, 0, 0.0, error=self.error)
 
 
 class _Journal:

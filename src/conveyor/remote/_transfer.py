@@ -280,6 +280,34 @@ def push(
     return result
 
 
+def push_roots(repo: Repo, roots: list[Root], *, remote: str | None = None, jobs: int | None = None) -> TransferResult:
+    """:func:`push` of exactly ``roots`` (and, for folders, their files), for a caller that holds
+    the workspace lock: a cluster worker sending the outputs of the stage it ran. Objects not in
+    the local cache are listed in ``missing``, as by :func:`push`; the run cache is not sent."""
+    ws = repo.ws
+    target_remote = get_remote(ws, remote)
+    started = time.monotonic()
+    result = TransferResult(target_remote.name, "push")
+    workers = _jobs(target_remote, jobs)
+    backend = open_backend(ws, target_remote)
+    backend.check_writable()
+    optional = {r.digest for r in roots if r.optional}
+    absent = repo.odb.missing(optional)
+    roots = [r for r in roots if r.digest not in absent]
+    needed, unknown = expand(repo, roots)
+    for root in unknown:
+        result.missing.append(root.digest)  # a folder whose manifest is not here: its files are unknown
+    local_missing = repo.odb.missing(set(needed))
+    result.missing.extend(sorted(d for d in local_missing if d not in result.missing))
+    index = RemoteIndex.load(backend, index_cache_dir(ws, target_remote), create_ok=True)
+    to_send = sorted(d for d in needed if d not in local_missing and not index.has(d))
+    result.present = len(needed) - len(local_missing) - len(to_send)
+    sizes = {d: os.stat(repo.odb.path(d)).st_size for d in to_send}
+    _send(repo, backend, to_send, sizes, workers, result)
+    result.seconds = time.monotonic() - started
+    return result
+
+
 def _send(
     repo: Repo, backend: Backend, digests: list[str], sizes: dict[str, int], jobs: int, result: TransferResult
 ) -> None:
