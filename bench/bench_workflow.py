@@ -23,9 +23,10 @@ For each size N (500 and 5,000; ``--quick``: 100 and 500), shape and number of w
 
 Per-task overhead = first-run wall time ÷ tasks (N + 1 for the fan-in). It is also given less the time the task
 bodies take: all N bodies run one after the other in this process (``workflow_tasks.run_bodies``), and, for
-conveyor, which starts a Python child process per ``call`` stage, less the mean time of such a child process
-(the exact argv, environment and pipes conveyor uses, ``--child-sample`` of them run one after the other):
-what remains is the engine's own cost per stage (for ``-j 1``, where children do not overlap).
+conveyor, which runs each ``call`` stage in a child process forked by its fork server, less the mean time of
+such a child process (conveyor's own ``StageProcess`` with a fork server, its environment, pipes and log,
+``--child-sample`` of them one after the other): what remains is the engine's own cost per stage (for ``-j 1``,
+where children do not overlap).
 
     .venv/bin/python bench/bench_workflow.py [--quick] [--sizes 500,5000] [--shapes fanin,chain] [--workers 1,2]
         [--repeat 3] [--child-sample 100] [--largest-only fanin-w1,...] [--only both]
@@ -399,7 +400,11 @@ class WorkflowBench(bv.Bench):
 
     def time_bodies(self, shape: Shape, conveyor: bv.Tool | None) -> None:
         """The task bodies alone: all in this process; and a sample as the child processes conveyor starts."""
-        from conveyor.pipeline._executor import _BOOTSTRAP
+        from threading import Event
+
+        from conveyor.pipeline._executor import StageProcess, Terminal
+        from conveyor.pipeline._forkserver import ForkServer
+        from conveyor.pipeline._spec import Stage
 
         scratch = self.run_dir / "bodies" / f"{shape.kind}-{shape.n}"
         scratch.mkdir(parents=True)
@@ -421,14 +426,30 @@ class WorkflowBench(bv.Bench):
         if conveyor is not None:
             shutil.rmtree(scratch / wt.OUT_DIR)
             (scratch / wt.OUT_DIR).mkdir()
-            # what StageProcess runs for a `call` stage: this venv's Python, the bootstrap, pipes for its output
-            env = dict(conveyor.env, PYTHONUNBUFFERED="1", CONVEYOR_STAGE="bench")
+            # what the runner does for a `call` stage: StageProcess, the stage forked by the run's fork server
             calls = wt.conveyor_kwargs(shape.kind, shape.n)[: self.child_sample]
-            for function, kwargs in calls:
-                argv = [sys.executable, "-c", _BOOTSTRAP, "workflow_tasks", function, json.dumps(kwargs)]
-                start = time.perf_counter()
-                subprocess.run(argv, cwd=scratch, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=True)
-                bodies.child_seconds.append(time.perf_counter() - start)
+            server = ForkServer(str(scratch), dict(conveyor.env))
+            try:
+                for function, kwargs in calls:
+                    stage = Stage(
+                        name="bench",
+                        cmd=None,
+                        call=f"workflow_tasks:{function}",
+                        kwargs=kwargs,
+                        deps=(),
+                        params=(),
+                        outs=(),
+                        env={},
+                        wdir=".",
+                    )
+                    quiet = Terminal(prefix=False, quiet=True)
+                    start = time.perf_counter()
+                    outcome = StageProcess(stage, scratch, scratch / "bench.log", quiet, Event(), None, server).run()
+                    bodies.child_seconds.append(time.perf_counter() - start)
+                    if not outcome.ok:
+                        raise bv.BenchError(f"[bodies alone] a sampled call stage failed: {outcome.error}")
+            finally:
+                server.close()
             child = f"; conveyor's child process: {statistics.fmean(bodies.child_seconds) * 1000:.1f} ms each "
             child += f"(mean of {len(calls)})"
         self.bodies[shape.label] = bodies
@@ -648,10 +669,10 @@ def markdown(bench: WorkflowBench, meta: dict[str, Any]) -> str:
     lines += [
         "",
         "Where the time goes, in ms per task. *Bodies alone*: all the task bodies run one after the other in the "
-        "benchmark's process. Conveyor runs each `call` stage in a new Python process: *child process* is the mean "
-        f"of {bench.child_sample} such processes (the argv, environment and pipes conveyor uses) run one after the "
-        "other; *less its child processes* takes them off the `-j 1` first run, leaving the engine's own cost "
-        "per stage (scheduling, hashing, storing outputs, rewriting `conveyor.lock` and `.gitignore`, the run "
+        "benchmark's process. Conveyor runs each `call` stage in a child process its fork server forks: *child "
+        f"process* is the mean of {bench.child_sample} such stages (conveyor's own StageProcess and fork server) run "
+        "one after the other; *less its child processes* takes them off the `-j 1` first run, leaving the engine's "
+        "own cost per stage (scheduling, hashing, storing outputs, writing `conveyor.lock` and `.gitignore`, the run "
         "record).",
         "",
         "| graph | workers | bodies alone | conveyor less bodies | Luigi less bodies | conveyor child process "

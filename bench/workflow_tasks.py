@@ -3,7 +3,7 @@
 ``bench_workflow.py`` copies this file into each tool's fresh work folder, next to the generated pipeline:
 
 * conveyor's ``call:`` stages run ``workflow_tasks:write_task`` and ``workflow_tasks:gather_task`` (conveyor
-  imports the module from the workspace, in a child process per stage);
+  imports the module from the workspace, in a child process per stage, forked by its fork server);
 * Luigi runs it as a script, in Luigi's own venv: ``python workflow_tasks.py luigi --shape fanin --n 500
   --workers 2`` builds the same graph of Luigi tasks, whose ``run()`` calls the same two functions, with
   ``luigi.build(..., local_scheduler=True, workers=W)``, and prints one JSON line with what ran.
