@@ -1648,6 +1648,137 @@ def delivery_loop(t: Story) -> None:
     s.git("commit", "-q", "-m", "continuous delivery: the deploy section; 300 trees in production")
 
 
+# --------------------------------------------------------------------------------------------
+# Act seven: the same pipeline on a Dask cluster.
+# --------------------------------------------------------------------------------------------
+
+
+class DaskCluster:
+    """A local ``dask scheduler`` and two ``dask worker`` processes, each in a process group of its own."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.address = ""
+
+    def __enter__(self) -> DaskCluster:
+        dask = str(Path(sys.executable).parent / "dask")
+        self.root.mkdir(parents=True, exist_ok=True)
+        info = self.root / "scheduler.json"
+        self._start(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(info)],
+            "scheduler",
+        )
+        deadline = time.monotonic() + 60
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        expect(info.exists(), "the Dask scheduler did not start within 60 s")
+        time.sleep(0.2)  # the file is written whole, but give it a moment
+        self.address = json.loads(info.read_text())["address"]
+        for n in range(2):
+            self._start(
+                [
+                    dask,
+                    "worker",
+                    self.address,
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--no-dashboard",
+                    "--name",
+                    f"w{n}",
+                    "--local-directory",
+                    str(self.root / f"w{n}"),
+                ],
+                f"w{n}",
+            )
+        import distributed
+
+        with distributed.Client(self.address, timeout=30, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+        return self
+
+    def _start(self, argv: list[str], name: str) -> None:
+        log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 - the process writes it until the end
+        self.procs.append(subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True))
+
+    def __exit__(self, *_exc: object) -> None:
+        for proc in reversed(self.procs):
+            try:
+                os.killpg(proc.pid, 9)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+
+
+def on_a_cluster(t: Story) -> None:
+    s = t.s
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        s.heading("Act seven: the pipeline on a Dask cluster (skipped)", "The dask extra is not installed.")
+        return
+    s.heading(
+        "Act seven: the same pipeline on a Dask cluster",
+        """
+        conveyor run --executor dask://HOST:PORT sends the stages to a Dask cluster; the
+        workers get their inputs from the remote and put their outputs there, and this
+        workspace keeps the lock and the run record. Here a scheduler and two workers run on
+        this machine; forced, every stage runs again, the check stages here (they record their
+        results in this workspace), the others on the workers. The outputs come back identical,
+        so conveyor.lock does not change by one byte.
+        """,
+    )
+    lock_before = (s.project / "conveyor.lock").read_bytes()
+    with DaskCluster(s.root / "dask") as cluster:
+        dask_address = "dask://" + cluster.address.removeprefix("tcp://")
+        s.ok(f"a Dask scheduler at {cluster.address} with two workers")
+        run = s.conveyor("run", "--executor", dask_address, "--force", "--quiet")
+    on_workers = re.findall(r"^✔ ran: (\S+) \([\d.]+ s on (tcp://[\d.:]+)\)", run.out, re.MULTILINE)
+    places = {stage: worker for stage, worker in on_workers}
+    expect(set(STAGES) <= set(places), f"every pipeline stage should have run on a worker: {run.out!r}")
+    here = [name for name in stages_with(run, "ran") if name not in places]
+    expect(sorted(here) == sorted(GATE_STAGES), f"the check stages should run here: {here}")
+    expect((s.project / "conveyor.lock").read_bytes() == lock_before, "the cluster's outputs should be identical")
+    s.ok(
+        f"{len(places)} stages ran on {len(set(places.values()))} workers, {len(here)} check stages here; "
+        "conveyor.lock is byte-for-byte unchanged: the cluster reproduced every output"
+    )
+    s.git("status", "--short")
+
+
+def pull_request(t: Story) -> None:
+    s = t.s
+    s.heading(
+        "Act eight: CI, and the report on a pull request",
+        """
+        conveyor ci init writes the CI workflow that runs all of this on every push and pull
+        request; conveyor report --md writes the comment the workflow posts on the pull
+        request: the gates' verdict, the metrics and params against main, the checks, the plots.
+        Here, on a branch, a colleague tries 400 trees.
+        """,
+    )
+    run = s.conveyor("ci", "init", "github")
+    workflow = s.project / ".github" / "workflows" / "conveyor.yml"
+    expect(workflow.exists(), f"ci init: no {workflow}: {run.out!r}")
+    spec = yaml.safe_load(workflow.read_text(encoding="utf-8"))
+    triggers = spec.get(True, spec.get("on"))  # YAML 1.1 reads the key `on` as True
+    expect({"push", "pull_request"} <= set(triggers), f"the workflow should run on push and pull_request: {triggers}")
+    steps = " ".join(str(step.get("run", "")) for job in spec["jobs"].values() for step in job["steps"])
+    expect("conveyor report --md" in steps and "gh pr comment" in steps, "the workflow should report and comment")
+    s.ok("the workflow runs the pipeline on every push and pull request, and comments the report")
+    s.git("add", "-A")
+    s.git("commit", "-q", "-m", "CI: conveyor")
+    s.git("checkout", "-q", "-b", "more-trees")
+    set_trees(s, "300", "400")
+    s.conveyor("run", "--quiet")
+    run = s.conveyor("report", "--md", "--base", "main", echo=False)
+    s.show(run.out)
+    expect(run.out.splitlines()[1].startswith("## ✅"), f"the gates passed, so should the report: {run.out[:300]!r}")
+    expect("n_estimators" in run.out and "| 300 | 400 |" in run.out, "the report should show the changed param")
+    s.ok("the report: gates passed, 300 -> 400 trees, the metrics against main, ready to post with gh pr comment")
+
+
 def summary(t: Story, remote: Remote, seconds: float, kept: Path | None) -> None:
     s = t.s
     pointers = sum(len((s.project / f"{rel}.cvy").read_bytes()) for rel in (WINE, SPLITS))
@@ -1677,6 +1808,8 @@ def summary(t: Story, remote: Remote, seconds: float, kept: Path | None) -> None
         "conveyor deliver took a better model through a canary to production under load, 0 failed requests",
         "a worse model was stopped at the gate by deliver; the server never answered with it",
         "monitoring found drift in the live traffic and started a retraining delivery",
+        "the pipeline ran again on a two-worker Dask cluster and reproduced every output byte for byte",
+        "ci init wrote the CI workflow; report --md wrote the pull-request comment for a branch",
     ):
         print(f"  {CHECK} {line}")
     print()
@@ -1733,6 +1866,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         registry_refusal(story)
         registry_new_release(story)
         delivery_loop(story)
+        on_a_cluster(story)
+        pull_request(story)
         summary(story, remote, time.perf_counter() - started, root if args.keep else None)
     except DemoFailure as exc:
         failed = True

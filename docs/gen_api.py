@@ -178,6 +178,15 @@ def render() -> str:
     for obj in (RolloutSettings, Slo):
         fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(obj))
         parts.append(f"- **`{obj.__name__}`** (`deploy: rollout:`): {_doc(obj).splitlines()[0]} Fields: {fields}.")
+    parts.append("\n## CI integration (`conveyor.ci`)\n")
+    import conveyor.ci as ci
+
+    parts += _functions(ci, ("init_workflow", "build_report", "report_markdown"))
+    for name in ("Workflow", "Report", "Verdict", "Gate", "PlotImage"):
+        obj = getattr(ci, name)
+        fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(obj))
+        first = _doc(obj).splitlines()[0] if _doc(obj) and not _doc(obj).startswith(f"{name}(") else ""
+        parts.append(f"- **`conveyor.ci.{name}`**: {first} Fields: {fields}.")
     parts.append("\n## Workspace\n")
     ws = conveyor.Workspace
     parts.append(f"### `conveyor.Workspace`\n\n{_doc(ws)}\n")

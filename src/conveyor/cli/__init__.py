@@ -15,6 +15,7 @@ import click
 
 from conveyor import __version__
 from conveyor.cli._check import register as _register_check
+from conveyor.cli._ci import register as _register_ci
 from conveyor.cli._data import register as _register_data
 from conveyor.cli._deliver import register as _register_deliver
 from conveyor.cli._import_dvc import register as _register_import_dvc
@@ -60,6 +61,7 @@ _register_remote(cli)
 _register_model(cli)
 _register_serve(cli)
 _register_deliver(cli)
+_register_ci(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
