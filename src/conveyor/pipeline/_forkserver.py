@@ -188,6 +188,9 @@ def main() -> None:
     selector.register(wake_r, selectors.EVENT_READ)
     children: dict[int, socket.socket] = {}  # pid -> the connection its request came on
     preloaded = set(sys.modules)
+    import gc
+
+    gc.freeze()  # a child's collections then leave the server's objects alone (no copy-on-write faults)
     closing = False
 
     def send(conn: socket.socket, message: dict[str, object]) -> None:
@@ -262,7 +265,6 @@ def _exit(code: int, preloaded: set[str]) -> None:
     Module teardown is also what closes a file a stage's module keeps in a global: those of the
     modules the stage imported (not ``preloaded`` by the server) are flushed and closed here."""
     import atexit
-    import gc
     import io
 
     if "threading" in sys.modules:
@@ -272,7 +274,6 @@ def _exit(code: int, preloaded: set[str]) -> None:
         if shutdown is not None:
             shutdown()
     atexit._run_exitfuncs()
-    gc.collect()  # files only a reference cycle held are closed (and flushed) by their finaliser
     for name, module in list(sys.modules.items()):
         if name in preloaded:
             continue

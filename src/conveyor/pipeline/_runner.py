@@ -13,6 +13,7 @@ finished stages, and the next run picks up from there.
 from __future__ import annotations
 
 import heapq
+import itertools
 import os
 import signal
 import sys
@@ -395,7 +396,10 @@ class _Runner:
         heapq.heapify(ready)
         undecided = set(self.selected)
         blocked: set[str] = set()
-        queue: list[tuple[str, LockEntry, list[Reason]]] = []
+        # decided to run, by (-priority, when queued): a heap, so starting a stage costs the same
+        # with 5,000 ready stages as with 5
+        queue: list[tuple[int, int, str, LockEntry, list[Reason]]] = []
+        queued = itertools.count()
         running: dict[Future[Outcome], tuple[str, LockEntry, list[Reason], float, _Startable]] = {}
         stop = False
 
@@ -434,17 +438,18 @@ class _Runner:
                         block(name)
                         stop = stop or not self.keep_going
                     else:
-                        queue.append(decision)
+                        stage_name, entry, reasons = decision
+                        priority = -self.dag.stage(stage_name).priority
+                        heapq.heappush(queue, (priority, next(queued), stage_name, entry, reasons))
                 while queue and len(running) < self.jobs and not stop:
-                    picked = self._next_to_start(queue, [r[0] for r in running.values()])
-                    if picked is None:
+                    if not self._fits(queue[0][2], [r[0] for r in running.values()]):
                         break  # what is ready needs more CPUs than are free now: wait for a stage to end
-                    name, entry, reasons = queue.pop(picked)
+                    _priority, _seq, name, entry, reasons = heapq.heappop(queue)
                     proc = self._prepare(name, entry)
                     running[pool.submit(proc.run)] = (name, entry, reasons, time.time(), proc)
                 why = "the run timed out" if self.timed_out else "the run stopped after a failure"
                 if stop and queue:
-                    for name, _entry, _reasons in queue:
+                    for _priority, _seq, name, _entry, _reasons in sorted(queue):
                         self._emit(StageResult(name, "skipped", error=why), 0.0)
                         block(name)
                     queue.clear()
@@ -515,18 +520,17 @@ class _Runner:
             journal.clear()
         journal.flushed(time.monotonic() - started)
 
-    def _next_to_start(self, queue: list[tuple[str, LockEntry, list[Reason]]], running: list[str]) -> int | None:
-        """The queued stage to start next: the highest priority (then the earliest queued), when
-        its CPUs fit beside the running stages' on this machine (a stage that needs more than the
-        machine has runs alone); None when it does not fit yet. Nothing overtakes it meanwhile,
-        so a large stage is never starved by small ones."""
-        first = min(range(len(queue)), key=lambda i: (-self.dag.stage(queue[i][0]).priority, i))
-        running = [name for name in running if not self._on_cluster(name)]  # Dask places those
-        if not running or self._on_cluster(queue[first][0]):
-            return first
+    def _fits(self, name: str, running: list[str]) -> bool:
+        """Whether the next stage to start (the highest priority, then the earliest queued) fits
+        beside the running stages' CPUs on this machine (a stage that needs more than the machine
+        has runs alone). Nothing overtakes it while it waits, so a large stage is never starved
+        by small ones."""
+        running = [other for other in running if not self._on_cluster(other)]  # Dask places those
+        if not running or self._on_cluster(name):
+            return True
         available = float(os.cpu_count() or 1)
-        busy = sum(self.dag.stage(name).cpus for name in running)
-        return first if busy + self.dag.stage(queue[first][0]).cpus <= available + 1e-9 else None
+        busy = sum(self.dag.stage(other).cpus for other in running)
+        return busy + self.dag.stage(name).cpus <= available + 1e-9
 
     def _emit(self, result: StageResult, started_at: float) -> None:
         self.report.stages.append(result)
