@@ -64,6 +64,17 @@ def hang(pidfile):
 """
 
 
+def wait_for_pid(path: Path, timeout: float = 20) -> int:
+    """The pid a stage wrote to ``path`` (it may exist a moment before it holds the number)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return int(path.read_text())
+        except (FileNotFoundError, ValueError):
+            time.sleep(0.02)
+    raise AssertionError(f"no pid in {path} after {timeout} s")
+
+
 def call_stage(name: str, call: str, kwargs: dict[str, object]) -> Stage:
     return Stage(name=name, cmd=None, call=call, kwargs=kwargs, deps=(), params=(), outs=(), env={}, wdir=".")
 
@@ -160,10 +171,7 @@ def test_a_dead_fork_server_fails_the_stage_instead_of_hanging(tmp_path: Path) -
         )
         worker = threading.Thread(target=lambda: results.append(process.run()))
         worker.start()
-        deadline = time.monotonic() + 10
-        while not (tmp_path / "s.pid").exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        child = int((tmp_path / "s.pid").read_text())
+        child = wait_for_pid(tmp_path / "s.pid")
         os.kill(server._proc.pid, signal.SIGKILL)
         os.killpg(child, signal.SIGKILL)  # the orphaned stage, which nobody would stop otherwise
         worker.join(timeout=10)
@@ -194,10 +202,7 @@ def test_the_server_outlives_a_killed_runner_only_as_long_as_its_children(projec
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
-    while not (project.root / "s.pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    child = int((project.root / "s.pid").read_text())
+    child = wait_for_pid(project.root / "s.pid")
     server = int(subprocess.check_output(["ps", "-o", "ppid=", "-p", str(child)]).decode().strip())
     proc.kill()
     proc.wait()
