@@ -114,8 +114,15 @@ class Shape:
             return {f"w@{i:05d}" for i in range(self.n)} | {"gather"}
         return {f"c{i:05d}" for i in range(self.n)}
 
-    def conveyor_yaml(self) -> str:
-        """conveyor.yaml: a foreach over a mapping for the fan-in's N tasks; N explicit stages for the chain."""
+    def conveyor_yaml(self, process: str = "fresh") -> str:
+        """conveyor.yaml: a foreach over a mapping for the fan-in's N tasks; N explicit stages for the chain.
+        ``process``: each stage's ``process:`` (fresh, the default, is left out)."""
+        text = self._conveyor_yaml()
+        if process == "fresh":
+            return text
+        return re.sub(r"^( *)call: (.*)$", rf"\1call: \2\n\1process: {process}", text, flags=re.MULTILINE)
+
+    def _conveyor_yaml(self) -> str:
         call = "workflow_tasks:write_task"
         if self.kind == "fanin":
             lines = ["stages:", "  w:", "    foreach:"]
@@ -306,6 +313,7 @@ class WorkflowBench(bv.Bench):
     kinds: list[str] = field(default_factory=list)
     workers: list[int] = field(default_factory=list)
     child_sample: int = DEFAULT_CHILD_SAMPLE
+    process: str = "fresh"  # conveyor's stages: process: fresh (a child forked per stage) or shared
     largest_only: list[tuple[str, int]] | None = None  # at the largest size, only these (shape, W)
     bodies: dict[str, Bodies] = field(default_factory=dict)  # shape label -> bodies alone
     parse_seconds: dict[str, float] = field(default_factory=dict)  # shape label -> in-process parse + DAG
@@ -335,7 +343,7 @@ class WorkflowBench(bv.Bench):
         for argv in tool.init_commands():
             bv.run_checked(argv, cwd=repo, env=tool.env)
         shutil.copyfile(TASKS_FILE, repo / TASKS_NAME)
-        (repo / "conveyor.yaml").write_text(shape.conveyor_yaml(), encoding="utf-8")
+        (repo / "conveyor.yaml").write_text(shape.conveyor_yaml(self.process), encoding="utf-8")
         seconds = validate_pipeline(repo, shape)
         self.parse_seconds.setdefault(shape.label, seconds)
         self.commit(repo, "init")
@@ -430,7 +438,7 @@ class WorkflowBench(bv.Bench):
             calls = wt.conveyor_kwargs(shape.kind, shape.n)[: self.child_sample]
             server = ForkServer(str(scratch), dict(conveyor.env))
             try:
-                for function, kwargs in calls:
+                for n, (function, kwargs) in enumerate(calls):
                     stage = Stage(
                         name="bench",
                         cmd=None,
@@ -441,17 +449,19 @@ class WorkflowBench(bv.Bench):
                         outs=(),
                         env={},
                         wdir=".",
+                        shared=self.process == "shared",
                     )
                     quiet = Terminal(prefix=False, quiet=True)
                     start = time.perf_counter()
                     outcome = StageProcess(stage, scratch, scratch / "bench.log", quiet, Event(), None, server).run()
-                    bodies.child_seconds.append(time.perf_counter() - start)
+                    if n:  # the first starts the fork server (and a shared process), as once per run
+                        bodies.child_seconds.append(time.perf_counter() - start)
                     if not outcome.ok:
                         raise bv.BenchError(f"[bodies alone] a sampled call stage failed: {outcome.error}")
             finally:
                 server.close()
             child = f"; conveyor's child process: {statistics.fmean(bodies.child_seconds) * 1000:.1f} ms each "
-            child += f"(mean of {len(calls)})"
+            child += f"(mean of {len(bodies.child_seconds)}, after one that starts the fork server)"
         self.bodies[shape.label] = bodies
         progress(f"[bodies alone] {shape.label}: {shape.tasks} bodies in this process: {in_process:.3f} s{child}")
         if not self.keep:
@@ -617,9 +627,10 @@ def markdown(bench: WorkflowBench, meta: dict[str, Any]) -> str:
         f"- Command: `{meta['command']}`",
         "- Graphs: " + "; ".join(f"**{shape.label}**: {shape.description}" for shape in bench.shapes) + ". "
         "Each task calls the same Python function (`workflow_tasks.write_task`: write `task i` to a file). "
-        "conveyor: `call:` stages in a generated `conveyor.yaml` (the fan-in as one `foreach`), `conveyor run -j "
-        "W` in a fresh git repo; Luigi: `luigi.build([root], workers=W, local_scheduler=True)`, its default "
-        "logging, in a fresh folder. Both warmed up (bytecode cached) by an untimed run on a 2-task graph.",
+        f"conveyor: `call:` stages (`process: {bench.process}`) in a generated `conveyor.yaml` (the fan-in as one "
+        "`foreach`), `conveyor run -j W` in a fresh git repo; Luigi: `luigi.build([root], workers=W, "
+        "local_scheduler=True)`, its default logging, in a fresh folder. Both warmed up (bytecode cached) by an "
+        "untimed run on a 2-task graph.",
         "- First run: one run each, outputs and their contents checked after it; ms per task = wall time ÷ tasks. "
         f"No-op run: median of {meta['repeat']} (and the first, right after the first run, when it differs: conveyor "
         "then parses the lock it just wrote and caches it for the next commands). Peak RSS: the process tree's "
@@ -829,6 +840,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--only", choices=["conveyor", "luigi", "both"], default="both", help="tools to run (both)")
     parser.add_argument(
+        "--process",
+        choices=["fresh", "shared"],
+        default="fresh",
+        help="conveyor's call stages: a child forked per stage (fresh, the default) or process: shared",
+    )
+    parser.add_argument(
         "--luigi-venv",
         type=Path,
         default=DEFAULT_LUIGI_VENV,
@@ -887,6 +904,7 @@ def main(argv: list[str] | None = None) -> int:
             kinds=args.shapes,
             workers=args.workers,
             child_sample=args.child_sample,
+            process=args.process,
             largest_only=args.largest_only,
         )
         if args.profile:
@@ -910,6 +928,7 @@ def main(argv: list[str] | None = None) -> int:
             "workers": args.workers,
             "repeat": args.repeat,
             "child_sample": args.child_sample,
+            "process": args.process,
             "largest_only": args.largest_only,
             "loadavg_start": bp.loadavg(),
             "tools": [tool.name for tool in tools],
@@ -939,7 +958,9 @@ def main(argv: list[str] | None = None) -> int:
         },
         "conveyor_yaml_parse_seconds_in_process": bench.parse_seconds,
         "targets": bench.targets(),
-        "conveyor_yaml_head": {shape.label: shape.conveyor_yaml().splitlines()[:12] for shape in bench.shapes},
+        "conveyor_yaml_head": {
+            shape.label: shape.conveyor_yaml(bench.process).splitlines()[:12] for shape in bench.shapes
+        },
         "measurements": [m.to_json() for m in bench.measurements],
     }
     results_file = results_stem.with_suffix(".json")

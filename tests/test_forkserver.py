@@ -31,14 +31,15 @@ SEEN = []
 
 def probe(out, mark=None):
     SEEN.append(out)  # module state: a fresh process starts with an empty list every time
-    if mark:
-        os.environ["LEAKED"] = "yes"  # must not reach the next stage
     with open(out, "w") as f:
         json.dump({"seen": list(SEEN), "cwd": os.getcwd(), "stage": os.environ.get("CONVEYOR_STAGE"),
                    "leaked": os.environ.get("LEAKED"), "greeting": os.environ.get("GREETING"),
                    "argv": sys.argv[1:3], "sid": os.getsid(0) == os.getpid()}, f)
     print("printed to stdout")
     print("printed to stderr", file=sys.stderr)
+    if mark:  # must not reach the next stage
+        os.environ["LEAKED"] = "yes"
+        os.chdir("/")
 
 def exit_with(code):
     sys.exit(code)
@@ -217,3 +218,74 @@ def test_the_server_outlives_a_killed_runner_only_as_long_as_its_children(projec
         time.sleep(0.05)
     else:
         pytest.fail("the fork server outlived its runner and its last child")
+
+
+# -- process: shared -------------------------------------------------------------------------------
+
+SHARED = """
+stages:
+  first:
+    call: probe:probe
+    kwargs: {out: first.json, mark: true}
+    process: shared
+    outs: [first.json]
+  second:
+    call: probe:probe
+    kwargs: {out: second.json}
+    process: shared
+    deps: [first.json]
+    outs: [second.json]
+  third:
+    call: probe:exit_with
+    kwargs: {code: 5}
+    process: shared
+    deps: [second.json]
+"""
+
+
+def test_shared_stages_reuse_one_process_and_get_their_folder_and_environment_back(project: Project) -> None:
+    write(project, SHARED)
+    result = project.cvy("run", "-j", "1")
+    assert result.code == 1 and "stage 'third' failed: exit code 5" in result.err  # sys.exit is its code
+    first = json.loads((project.root / "first.json").read_text())
+    second = json.loads((project.root / "second.json").read_text())
+    assert second["seen"] == ["first.json", "second.json"]  # one process: module state carries over
+    assert second["leaked"] is None  # but not the first stage's environment change
+    assert second["stage"] == "second" and first["stage"] == "first"
+    assert Path(second["cwd"]).resolve() == project.root.resolve()
+
+
+def test_a_shared_process_killed_by_a_timeout_is_replaced(project: Project) -> None:
+    write(
+        project,
+        """
+        stages:
+          slow:
+            call: probe:hang
+            kwargs: {pidfile: slow.pid}
+            process: shared
+            timeout: 1
+          after:
+            call: probe:probe
+            kwargs: {out: after.json}
+            process: shared
+            outs: [after.json]
+        """,
+    )
+    result = project.cvy("run", "-j", "1", "-k")
+    assert result.code == 1 and "timed out after 1 s" in result.err
+    slow = int((project.root / "slow.pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(slow, 0)
+    after = json.loads((project.root / "after.json").read_text())
+    assert after["seen"] == ["after.json"]  # a new process, not the killed one
+
+
+def test_process_shared_is_for_call_stages_only(project: Project) -> None:
+    project.write("conveyor.yaml", "stages:\n  s:\n    cmd: echo hi\n    process: shared\n")
+    result = project.cvy("run")
+    assert result.code == 2 and "Traceback" not in result.err
+    assert "conveyor.yaml:4" in result.err and "only a call: stage can share a process" in result.err
+    project.write("conveyor.yaml", "stages:\n  s:\n    call: m:f\n    process: pooled\n")
+    result = project.cvy("run")
+    assert result.code == 2 and "'pooled' is not a process mode" in result.err

@@ -188,7 +188,9 @@ class StageProcess:
                 break
         # whatever the command left running in its group (a `cmd &` it did not wait for) goes
         # with it: it could still write outputs after they are recorded, or hold the pipes open
-        self._kill_group(child.pid)
+        # (not a shared process's group, which outlives the stage: it is the process itself)
+        if not (child.shared and not cancelled and not timed_out):
+            self._kill_group(child.pid)
         for reader in readers:
             reader.join(timeout=5)  # only a process that left the group (setsid) can hold a pipe longer
         child.close()
@@ -211,7 +213,9 @@ class StageProcess:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            forked = self.forkserver.spawn(module, function, self.stage.kwargs, str(cwd), env, out_w, err_w)
+            forked = self.forkserver.spawn(
+                module, function, self.stage.kwargs, str(cwd), env, out_w, err_w, shared=self.stage.shared
+            )
         finally:
             os.close(out_w)
             os.close(err_w)
@@ -264,6 +268,7 @@ def _needs_interpreter(stage: Stage) -> bool:
 
 class _Child(Protocol):
     pid: int
+    shared: bool
     stdout: IO[bytes] | None
     stderr: IO[bytes] | None
 
@@ -282,6 +287,7 @@ class _Spawned:
     """A command started with Popen, waited on through a pidfd where the system has them (no polling)."""
 
     error = None
+    shared = False
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
@@ -323,6 +329,7 @@ class _Forked:
     def __init__(self, child: ForkedChild, stdout: IO[bytes], stderr: IO[bytes]) -> None:
         self.child = child
         self.pid = child.pid
+        self.shared = child.shared
         self.stdout: IO[bytes] | None = stdout
         self.stderr: IO[bytes] | None = stderr
 

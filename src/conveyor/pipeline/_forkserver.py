@@ -38,9 +38,10 @@ class ForkedChild:
     It owns a connection to the server until it ended: the server writes its exit code there,
     so the thread running the stage waits on its own socket, with no hand-off between threads."""
 
-    def __init__(self, server: ForkServer, conn: socket.socket, pid: int) -> None:
+    def __init__(self, server: ForkServer, conn: socket.socket, pid: int, *, shared: bool = False) -> None:
         self.server = server
         self.pid = pid
+        self.shared = shared  # a shared process: it lives on after the stage
         self.returncode: int | None = None
         self.error: str | None = None  # the server died before telling how the child ended
         self._conn: socket.socket | None = conn
@@ -55,11 +56,15 @@ class ForkedChild:
             return False
         message = _receive(conn)
         if message is None or "code" not in message:
-            self.error = "the fork server that started the stage died"
+            self.error = (
+                "its shared process died (killed, or it called os._exit)"
+                if self.shared
+                else "the fork server that started the stage died"
+            )
             conn.close()
         else:
             self.returncode = int(message["code"])
-            self.server._release(conn)
+            self.server._release(conn, self.shared)
         self._conn = None
         return True
 
@@ -73,7 +78,8 @@ class ForkServer:
 
     def __init__(self, cwd: str, env: dict[str, str]) -> None:
         self._lock = threading.Lock()
-        self._idle: list[socket.socket] = []
+        self._idle: list[socket.socket] = []  # connections to the server itself
+        self._shared: list[socket.socket] = []  # connections to a shared process, idle between stages
         self._all: list[socket.socket] = []
         self.broken: str | None = None
         control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -91,29 +97,57 @@ class ForkServer:
             theirs.close()
 
     def spawn(
-        self, module: str, function: str, kwargs: dict[str, object], cwd: str, env: dict[str, str], out: int, err: int
+        self,
+        module: str,
+        function: str,
+        kwargs: dict[str, object],
+        cwd: str,
+        env: dict[str, str],
+        out: int,
+        err: int,
+        *,
+        shared: bool = False,
     ) -> ForkedChild | None:
         """Fork a child running ``module.function(**kwargs)``; None if the server cannot take it
         (then the caller starts an interpreter itself). ``out`` and ``err`` are pipe ends the
-        child writes to; the caller keeps (and closes) its own copies."""
-        request = json.dumps({"module": module, "function": function, "kwargs": kwargs, "cwd": cwd, "env": env})
-        data = request.encode()
+        child writes to; the caller keeps (and closes) its own copies. ``shared``: run it in a
+        process kept for the next shared stage of the same runner thread (made on first need)."""
+        request: dict[str, object] = {"module": module, "function": function, "kwargs": kwargs, "cwd": cwd, "env": env}
+        if shared:
+            request["shared"] = True
+        data = json.dumps(request).encode()
         if len(data) > MAX_REQUEST:
             return None
+        while shared:
+            conn = self._borrow_shared()
+            if conn is None:
+                break
+            message = self._send(conn, data, out, err)
+            if message is not None and "pid" in message:
+                return ForkedChild(self, conn, int(message["pid"]), shared=True)
+            conn.close()  # that shared process is gone (killed between stages): start another
         conn = self._borrow()
         if conn is None:
             return None
-        try:
-            socket.send_fds(conn, [data], [out, err])
-            message = _receive(conn)
-        except OSError:
-            message = None
+        message = self._send(conn, data, out, err)
         if message is None or "pid" not in message:
             conn.close()
             if message is None:
                 self.broken = "the fork server is gone"
             return None  # nothing ran: the caller starts the stage itself
-        return ForkedChild(self, conn, int(message["pid"]))
+        return ForkedChild(self, conn, int(message["pid"]), shared=shared)
+
+    @staticmethod
+    def _send(conn: socket.socket, data: bytes, out: int, err: int) -> dict[str, Any] | None:
+        try:
+            socket.send_fds(conn, [data], [out, err])
+        except OSError:
+            return None
+        return _receive(conn)
+
+    def _borrow_shared(self) -> socket.socket | None:
+        with self._lock:
+            return self._shared.pop() if self._shared and self.broken is None else None
 
     def _borrow(self) -> socket.socket | None:
         with self._lock:
@@ -133,9 +167,9 @@ class ForkServer:
             self._all.append(mine)
             return mine
 
-    def _release(self, conn: socket.socket) -> None:
+    def _release(self, conn: socket.socket, shared: bool) -> None:
         with self._lock:
-            self._idle.append(conn)
+            (self._shared if shared else self._idle).append(conn)
 
     def close(self) -> None:
         """Stop the server (children still running are the caller's to stop first)."""
@@ -145,6 +179,7 @@ class ForkServer:
                 conn.close()
             self._all.clear()
             self._idle.clear()
+            self._shared.clear()
         self._control.close()
         try:
             self._proc.wait(timeout=5)
@@ -186,7 +221,7 @@ def main() -> None:
     selector = selectors.DefaultSelector()
     selector.register(control, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
-    children: dict[int, socket.socket] = {}  # pid -> the connection its request came on
+    children: dict[int, socket.socket | None] = {}  # pid -> the connection to answer (None: a shared process)
     preloaded = set(sys.modules)
     import gc
 
@@ -207,9 +242,9 @@ def main() -> None:
                 return
             if pid == 0:
                 return
-            conn = children.pop(pid, None)
-            if conn is not None:
-                send(conn, {"code": os.waitstatus_to_exitcode(status)})
+            answer = children.pop(pid, None)
+            if answer is not None:
+                send(answer, {"code": os.waitstatus_to_exitcode(status)})
 
     while not closing or children:
         for key, _mask in selector.select(timeout=None if not closing else 0.5):
@@ -241,6 +276,7 @@ def main() -> None:
                     conn.close()
                     continue
                 request = json.loads(data)
+                selector_keys = list(selector.get_map().values())
                 try:
                     pid = os.fork()
                 except OSError as exc:
@@ -248,13 +284,26 @@ def main() -> None:
                         os.close(fd)
                     send(conn, {"error": f"cannot fork: {exc.strerror}"})
                     continue
+                shared = bool(request.get("shared"))
                 if pid == 0:
                     selector.close()
-                    _exit(_child(request, fds, [wake_r, wake_w], [control, *children.values(), conn]), preloaded)
-                children[pid] = conn
+                    # every socket of the server but this request's connection: a child must not hold
+                    # the others open (their runner threads would never see them close)
+                    others = [control, *(c for c in children.values() if c is not None)]
+                    others += [k.fileobj for k in selector_keys if isinstance(k.fileobj, socket.socket)]
+                    others = [sock for sock in others if sock is not conn]
+                    if shared:  # the connection is the shared process's from now on
+                        _serve(request, fds, conn, [wake_r, wake_w], others, preloaded)
+                    _exit(_child(request, fds, [wake_r, wake_w], [*others, conn]), preloaded)
                 for fd in fds:
                     os.close(fd)
                 send(conn, {"pid": pid})
+                if shared:
+                    children[pid] = None  # it answers its runner thread itself; reaped here
+                    selector.unregister(conn)
+                    conn.close()
+                else:
+                    children[pid] = conn
         reap()
 
 
@@ -293,10 +342,63 @@ def _exit(code: int, preloaded: set[str]) -> None:
 
 def _child(request: dict[str, object], fds: list[int], pipes: list[int], sockets: list[socket.socket]) -> int:
     """In the forked child: become the stage's process, run the function, give its exit code."""
-    import importlib
+    _become_stage_process(pipes, sockets)
+    return _run_stage(request, fds)
+
+
+def _serve(
+    request: dict[str, object],
+    fds: list[int],
+    conn: socket.socket,
+    pipes: list[int],
+    sockets: list[socket.socket],
+    preloaded: set[str],
+) -> None:
+    """In a forked child for ``process: shared`` stages: run this stage, then every next one its
+    runner thread sends on ``conn``, until that connection closes or a stage kills the process.
+
+    Between stages the folder, the environment, ``sys.argv`` and ``sys.path`` go back to what
+    they were, the output goes back to /dev/null (so the runner's readers see the stage end),
+    and threads the stage started are joined; modules stay imported (that is the point), and a
+    stage module whose file changed is reloaded."""
+    import threading
+
+    _become_stage_process(pipes, sockets)
+    base_cwd, base_env, base_path = os.getcwd(), dict(os.environ), list(sys.path)
+    while True:
+        before = set(threading.enumerate())
+        code = _run_stage(request, fds)
+        for thread in set(threading.enumerate()) - before:
+            if not thread.daemon:
+                thread.join()  # what the end of a process would wait for
+        _flush_standard_streams()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        os.chdir(base_cwd)
+        _set_environment(base_env)
+        sys.path[:] = base_path
+        try:
+            conn.send(json.dumps({"code": code}).encode())
+            data, fds, _flags, _addr = socket.recv_fds(conn, MAX_REQUEST + 1024, 2)
+        except OSError:
+            data = b""
+        if not data:
+            _exit(0, preloaded)
+        request = json.loads(data)
+        try:
+            conn.send(json.dumps({"pid": os.getpid()}).encode())
+        except OSError:
+            _exit(0, preloaded)
+
+
+def _become_stage_process(pipes: list[int], sockets: list[socket.socket]) -> None:
+    """The forked child's first steps: signals as a new interpreter has them, none of the
+    server's sockets and pipes, a session of its own, stdin from /dev/null, text streams on
+    the file descriptors 1 and 2 (which each stage points at its own pipes)."""
     import io
     import signal
-    import traceback
 
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGINT):
@@ -306,16 +408,66 @@ def _child(request: dict[str, object], fds: list[int], pipes: list[int], sockets
     for fd in pipes:
         os.close(fd)
     os.setsid()
-    out, err = fds
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    os.dup2(out, 1)
-    os.dup2(err, 2)
-    for fd in (devnull, out, err):
-        os.close(fd)
+    os.close(devnull)
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True, errors="backslashreplace")
     sys.__stdout__, sys.__stderr__ = sys.stdout, sys.stderr  # type: ignore[misc]  # as a new interpreter has
+
+
+def _set_environment(env: dict[str, str]) -> None:
+    for key in [key for key in os.environ if key not in env]:
+        del os.environ[key]
+    for key, value in env.items():  # only what differs: setting all of them took half a millisecond
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+
+
+def _flush_standard_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+_loaded: dict[str, tuple[int, int] | None] = {}  # stage module -> (mtime, size) of its file when imported
+
+
+def _stage_module(name: str) -> object:
+    """The stage's module: imported, or (in a shared process) reloaded when its file changed."""
+    import importlib
+
+    module = sys.modules.get(name)
+    if module is not None and name in _loaded:
+        if _file_stamp(module) != _loaded[name]:
+            module = importlib.reload(module)
+            _loaded[name] = _file_stamp(module)
+        return module
+    module = importlib.import_module(name)
+    _loaded[name] = _file_stamp(module)
+    return module
+
+
+def _file_stamp(module: object) -> tuple[int, int] | None:
+    path = getattr(module, "__file__", None)
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        return None
+    return None if st is None else (st.st_mtime_ns, st.st_size)
+
+
+def _run_stage(request: dict[str, object], fds: list[int]) -> int:
+    """Point the standard streams at the stage's pipes, run the function, give its exit code."""
+    import traceback
+
+    out, err = fds
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    os.close(out)
+    os.close(err)
     module, function = str(request["module"]), str(request["function"])
     kwargs = request["kwargs"]
     assert isinstance(kwargs, dict)
@@ -323,13 +475,11 @@ def _child(request: dict[str, object], fds: list[int], pipes: list[int], sockets
         os.chdir(str(request["cwd"]))
         env = request["env"]
         assert isinstance(env, dict)
-        for key in [key for key in os.environ if key not in env]:
-            del os.environ[key]
-        for key, value in env.items():  # only what differs: setting all of them took half a millisecond
-            if os.environ.get(key) != value:
-                os.environ[key] = value
+        _set_environment(env)
         sys.argv = ["-c", module, function, json.dumps(kwargs)]
-        getattr(importlib.import_module(module), function)(**kwargs)
+        if not sys.path or sys.path[0] != "":
+            sys.path.insert(0, "")  # the stage's folder first, as `python -c` has it
+        getattr(_stage_module(module), function)(**kwargs)
     except SystemExit as exc:
         if exc.code is None:
             return 0

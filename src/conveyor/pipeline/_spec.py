@@ -61,6 +61,7 @@ _STAGE_FIELDS = (
     "timeout",
     "resources",
     "priority",
+    "process",
     "always_run",
     "frozen",
     "desc",
@@ -120,6 +121,7 @@ class Stage:
     memory: int | None = None  # resources: {memory: 8GB}, in bytes (for executors that place stages)
     gpus: int = 0
     priority: int = 0  # among stages ready at once, higher starts first
+    shared: bool = False  # process: shared: a call stage runs in a process kept for the next ones
     always_run: bool = False
     frozen: bool = False
     desc: str | None = None
@@ -522,6 +524,19 @@ class _Builder:
         cpus, memory, gpus = self.resources(body.get("resources"), (*path, "resources"))
         priority = body.get("priority", 0)
         self.expect(priority, int, (*path, "priority"), "a whole number", "priority: 10 (higher starts first)")
+        process = body.get("process", "fresh")
+        if process not in ("fresh", "shared"):
+            raise self.error(
+                (*path, "process"),
+                f"{process!r} is not a process mode",
+                "process: fresh (a new process per run, the default) or process: shared (call stages)",
+            )
+        if process == "shared" and call is None:
+            raise self.error(
+                (*path, "process"),
+                "only a call: stage can share a process",
+                "remove process: shared, or make the stage a call: stage",
+            )
         for flag in ("always_run", "frozen"):
             if flag in body:
                 self.expect(body[flag], bool, (*path, flag), "true or false", f"{flag}: true")
@@ -545,6 +560,7 @@ class _Builder:
             memory=memory,
             gpus=gpus,
             priority=priority,
+            shared=process == "shared",
             always_run=bool(body.get("always_run", False)),
             frozen=bool(body.get("frozen", False)),
             desc=desc,
