@@ -166,11 +166,7 @@ class StageProcess:
             except OSError as exc:
                 return Outcome(False, 1, 0.0, error=f"cannot start: {exc.strerror}")
         self._child = child
-        log_lock = threading.Lock()
-        readers = [
-            threading.Thread(target=self._pump, args=(child.stdout, log, log_lock, False), daemon=True),
-            threading.Thread(target=self._pump, args=(child.stderr, log, log_lock, True), daemon=True),
-        ]
+        readers = [threading.Thread(target=self._pump, args=(child.stdout, child.stderr, log), daemon=True)]
         for reader in readers:
             reader.start()
         deadline = None if stage.timeout is None else time.monotonic() + stage.timeout
@@ -225,18 +221,36 @@ class StageProcess:
             return None
         return _Forked(forked, open(out_r, "rb"), open(err_r, "rb"))
 
-    def _pump(self, pipe: IO[bytes] | None, log: IO[bytes], log_lock: threading.Lock, err: bool) -> None:
-        if pipe is None:
-            return
-        with pipe:
-            for raw in iter(pipe.readline, b""):
-                with log_lock:
-                    log.write(raw)
-                    log.flush()
-                text = raw.decode("utf-8", errors="replace")
-                if not text.endswith("\n"):
-                    text += "\n"
-                self.terminal.line(self.stage.name, text, err=err)
+    def _pump(self, stdout: IO[bytes] | None, stderr: IO[bytes] | None, log: IO[bytes]) -> None:
+        """Copy the command's output, line by line, to its log and the terminal, until both
+        pipes close (one thread for both: a thread less to start per stage)."""
+        import selectors
+
+        streams = {pipe.fileno(): (pipe, pipe is stderr) for pipe in (stdout, stderr) if pipe is not None}
+        pending = dict.fromkeys(streams, b"")
+        with selectors.DefaultSelector() as selector:
+            for fd in streams:
+                selector.register(fd, selectors.EVENT_READ)
+            while streams:
+                for key, _mask in selector.select():
+                    fd = key.fd
+                    pipe, err = streams[fd]
+                    chunk = os.read(fd, 65536)
+                    if chunk:
+                        lines = (pending[fd] + chunk).split(b"\n")
+                        pending[fd] = lines.pop()  # the start of a line still being written
+                        complete = [line + b"\n" for line in lines]
+                    else:
+                        complete = [pending[fd]] if pending[fd] else []  # a last line without its newline
+                    for raw in complete:
+                        log.write(raw)
+                        log.flush()
+                        text = raw.decode("utf-8", errors="replace")
+                        self.terminal.line(self.stage.name, text if text.endswith("\n") else text + "\n", err=err)
+                    if not chunk:
+                        selector.unregister(fd)
+                        del streams[fd]
+                        pipe.close()
 
     @staticmethod
     def _kill_group(pgid: int) -> None:

@@ -561,7 +561,12 @@ class _Runner:
             self._emit(StageResult(name, "up-to-date"), started)
             return None
         try:
-            self.facts.deps(stage, strict=True)
+            missing = next((dep for dep in deps if isinstance(dep, str)), None)
+            if missing is not None:
+                raise MissingFileError(
+                    f"{missing}: dependency of stage {stage.name!r} does not exist",
+                    hint="create it, add the stage that writes it, or remove it from deps",
+                )
             params = self.facts.params(stage, strict=True)
         except ConveyorError as exc:
             return StageResult(name, "failed", [str(r) for r in reasons], error=exc.format_message())
