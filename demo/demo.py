@@ -1730,6 +1730,7 @@ def on_a_cluster(t: Story) -> None:
         to the ones made here, hash for hash.
         """,
     )
+
     def trained() -> dict[str, Any]:
         stages = yaml.safe_load((s.project / "conveyor.lock").read_text(encoding="utf-8"))["stages"]
         return {name: stages[name] for name in STAGES}
