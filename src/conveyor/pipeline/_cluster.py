@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -678,20 +679,7 @@ def _stage_for(job: StageJob, worker: str) -> Stage:
     # the argv StageProcess would run (for a call stage: the interpreter and its bootstrap)
     argv = StageProcess(stage, Path("."), Path("."), Terminal(prefix=False, quiet=True), threading.Event()).argv()
     guarded = [sys.executable, "-I", "-c", _GUARD, str(os.getpid()), f"{_KILL_GRACE:g}", *argv]
-    return Stage(
-        name=job.name,
-        cmd="exec " + shlex.join(guarded),
-        call=None,
-        kwargs={},
-        deps=(),
-        params=(),
-        outs=(),
-        env=env,
-        wdir=job.wdir,
-        retries=job.retries,
-        retry_delay=job.retry_delay,
-        timeout=job.timeout,
-    )
+    return dataclasses.replace(stage, cmd="exec " + shlex.join(guarded), call=None, kwargs={})
 
 
 def _watch_cancellation(

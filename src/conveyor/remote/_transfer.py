@@ -253,37 +253,19 @@ def push(
     """Send the objects the workspace (or ``targets``, or every commit with ``all_commits``) refers
     to, and with ``run_cache`` the run cache, to ``remote``; only what it lacks moves."""
     ws = workspace or Workspace.find()
-    target_remote = get_remote(ws, remote)
-    started = time.monotonic()
-    result = TransferResult(target_remote.name, "push")
-    workers = _jobs(target_remote, jobs)
-    backend = open_backend(ws, target_remote)
-    backend.check_writable()
+    get_remote(ws, remote)  # an unknown remote: its error, before the workspace lock is taken
     with ws.lock(), Repo(ws) as repo:
         roots = collect_roots(repo, targets, all_commits=all_commits, run_cache=run_cache)
-        optional = {r.digest for r in roots if r.optional}
-        absent = repo.odb.missing(optional)
-        roots = [r for r in roots if r.digest not in absent]  # registered elsewhere, not here: not ours to send
-        needed, unknown = expand(repo, roots)
-        for root in unknown:
-            result.missing.append(root.digest)  # a folder whose manifest is not here: its files are unknown
-        local_missing = repo.odb.missing(set(needed))
-        result.missing.extend(sorted(d for d in local_missing if d not in result.missing))
-        index = RemoteIndex.load(backend, index_cache_dir(ws, target_remote), create_ok=True)
-        to_send = sorted(d for d in needed if d not in local_missing and not index.has(d))
-        result.present = len(needed) - len(local_missing) - len(to_send)
-        sizes = {d: os.stat(repo.odb.path(d)).st_size for d in to_send}
-        _send(repo, backend, to_send, sizes, workers, result)
-        if run_cache:
-            result.run_cache_entries = _push_run_cache(ws, backend, index, index_cache_dir(ws, target_remote), result)
-    result.seconds = time.monotonic() - started
-    return result
+        return push_roots(repo, roots, remote=remote, jobs=jobs, run_cache=run_cache)
 
 
-def push_roots(repo: Repo, roots: list[Root], *, remote: str | None = None, jobs: int | None = None) -> TransferResult:
+def push_roots(
+    repo: Repo, roots: list[Root], *, remote: str | None = None, jobs: int | None = None, run_cache: bool = False
+) -> TransferResult:
     """:func:`push` of exactly ``roots`` (and, for folders, their files), for a caller that holds
-    the workspace lock: a cluster worker sending the outputs of the stage it ran. Objects not in
-    the local cache are listed in ``missing``, as by :func:`push`; the run cache is not sent."""
+    the workspace lock (a cluster worker sending the outputs of the stage it ran; the runner
+    sending a stage's inputs). Objects not in the local cache are listed in ``missing``; roots
+    marked optional that are not here are skipped (registered elsewhere: not ours to send)."""
     ws = repo.ws
     target_remote = get_remote(ws, remote)
     started = time.monotonic()
@@ -304,6 +286,8 @@ def push_roots(repo: Repo, roots: list[Root], *, remote: str | None = None, jobs
     result.present = len(needed) - len(local_missing) - len(to_send)
     sizes = {d: os.stat(repo.odb.path(d)).st_size for d in to_send}
     _send(repo, backend, to_send, sizes, workers, result)
+    if run_cache:
+        result.run_cache_entries = _push_run_cache(ws, backend, index, index_cache_dir(ws, target_remote), result)
     result.seconds = time.monotonic() - started
     return result
 
