@@ -103,6 +103,18 @@ def test_env_overrides_files(project: Project, monkeypatch: pytest.MonkeyPatch) 
         Config(project.root / ".conveyor")
 
 
+def test_an_empty_environment_variable_counts_as_unset(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a CI job gives an empty string for a secret nobody defined (CONVEYOR_DB: ${{ secrets.DB }})
+    monkeypatch.setenv("CONVEYOR_DB", "")
+    monkeypatch.setenv("CONVEYOR_CACHE_LINK", "")
+    config = Config(project.root / ".conveyor")
+    assert config.get("cache.link") == Config(project.root / ".conveyor", env={}).get("cache.link")
+    project.write("conveyor.yaml", "stages:\n  s:\n    cmd: echo hi > s.txt\n    outs: [s.txt]\n")
+    project.ok("run")  # records the run in the default SQLite database, not in a database named ""
+    assert (project.root / ".conveyor" / "store" / "conveyor.db").is_file()
+    assert "succeeded" in project.ok("runs", "list")
+
+
 def test_corrupt_config_file_is_named(project: Project) -> None:
     (project.root / ".conveyor" / "config").write_text("cache: [unclosed\n")
     result = project.cvy("status")

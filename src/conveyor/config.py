@@ -203,7 +203,7 @@ class Config:
         for key, spec in KEYS.items():
             name = spec.env or _env_name(key)
             raw = self._env.get(name)
-            if raw is not None:
+            if raw:  # set and empty counts as unset: what a CI job gives for a secret nobody defined
                 self._values[key] = self._parse(key, raw, f"environment variable {name}")
 
     @staticmethod
