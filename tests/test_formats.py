@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conveyor.errors import CorruptFileError
@@ -116,3 +116,111 @@ def test_the_fast_pointer_reader_agrees_with_yaml(
         doc["files"],
         doc.get("executable", False),
     )
+
+
+# -- conveyor.lock: the fast emitter writes exactly what PyYAML writes ---------------------------------------
+
+# strings biased towards the ones that decide plain or quoted: YAML's implicit types, indicators, spaces
+tricky = st.sampled_from(
+    [
+        "yes",
+        "No",
+        "on",
+        "OFF",
+        "null",
+        "~",
+        "true",
+        "1",
+        "0x1f",
+        "0o7",
+        "07",
+        "089",
+        "1_000",
+        "1:20",
+        "1e5",
+        "1.5",
+        ".inf",
+        ".NaN",
+        "-.5",
+        "...",
+        "---x",
+        "a: b",
+        "a #b",
+        "a#b",
+        "a:",
+        "a ",
+        " a",
+        "-a",
+        "- a",
+        "?x",
+        ":x",
+        "%x",
+        "@x",
+        "'x",
+        '"x',
+        "x'y",
+        "x,y",
+        "[x",
+        "x]",
+        "{x}",
+        "a  b",
+        "2001-12-14",
+        "2001-12-14t21:59:43.10-05:00",
+        "=",
+        "<<",
+        "",
+        "é",
+        "a\tb",
+        "a\nb",
+        "0",
+        "-0",
+        "+1",
+        "0b101",
+        "190:20:30",
+        "x" * 5000,
+    ]
+)
+almost_plain = st.one_of(
+    st.from_regex(r"[A-Za-z0-9_./][A-Za-z0-9_./: #'\",=()-]{0,16}", fullmatch=True),
+    st.from_regex(r"[a-z_][a-z0-9_.]{0,10}", fullmatch=True),
+)
+
+
+def lock_entries(strings: st.SearchStrategy[str]) -> st.SearchStrategy[dict[str, object]]:
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), strings)
+    values = st.recursive(
+        scalars,
+        lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(strings, inner, max_size=3)),
+        max_leaves=4,
+    )
+    facts = st.fixed_dictionaries(
+        {"path": strings, "hash": hashes, "size": sizes},
+        optional={"kind": st.just("dir"), "files": sizes, "executable": st.just(True), "cache": st.just(False)},
+    )
+    return st.fixed_dictionaries(
+        {"cmd": strings},
+        optional={
+            "kwargs": st.dictionaries(strings, st.one_of(scalars, scalars, values), max_size=4),
+            "env": st.dictionaries(strings, strings, max_size=3),
+            "wdir": strings,
+            "deps": st.lists(facts, max_size=3),
+            "params": st.dictionaries(strings, st.dictionaries(strings, values, max_size=3), max_size=2),
+            "outs": st.lists(facts, max_size=3),
+        },
+    )
+
+
+@settings(max_examples=300)
+@given(name=st.one_of(tricky, almost_plain), data=lock_entries(st.one_of(tricky, almost_plain)))
+def test_lock_entries_are_written_as_pyyaml_writes_them(name: str, data: dict[str, object]) -> None:
+    from conveyor.pipeline._lock import _render, _render_by_pyyaml
+
+    assert _render(name, data) == _render_by_pyyaml(name, data)
+
+
+@settings(max_examples=300)
+@given(name=almost_plain, data=lock_entries(almost_plain))
+def test_plain_lock_entries_are_written_as_pyyaml_writes_them(name: str, data: dict[str, object]) -> None:
+    from conveyor.pipeline._lock import _render, _render_by_pyyaml
+
+    assert _render(name, data) == _render_by_pyyaml(name, data)

@@ -379,6 +379,28 @@ def test_reverting_a_param_restores_from_the_run_cache_without_running(pipeline:
     assert pipeline.ok("run").strip() == "Everything is up to date (3 stages)."
 
 
+def test_a_torn_run_cache_entry_is_a_miss_and_is_written_again(pipeline: Project) -> None:
+    """Entries are written in place, without a temp file: one cut short by a kill must read as a
+    miss (the stage runs) and be replaced by the next run's entry."""
+    pipeline.write("params.yaml", "train:\n  lr: 0.2\n")
+    pipeline.ok("run")
+    pipeline.write("params.yaml", "train:\n  lr: 0.1\n")
+    entries = sorted((pipeline.root / ".conveyor" / "cache" / "runs").rglob("*.json"), key=os.path.getmtime)
+    assert entries
+    for entry in entries:
+        text = entry.read_text()
+        assert json.loads(text)["outs"]
+        entry.write_text(text[: len(text) // 2])  # as a kill in the middle of the write leaves it
+    calls(pipeline)
+    assert statuses(pipeline) == {"prepare": "up-to-date", "train": "ran", "evaluate": "ran"}
+    assert calls(pipeline) == ["train", "evaluate"]
+    pipeline.write("params.yaml", "train:\n  lr: 0.2\n")
+    assert statuses(pipeline) == {"prepare": "up-to-date", "train": "ran", "evaluate": "ran"}
+    pipeline.write("params.yaml", "train:\n  lr: 0.1\n")  # the entries written in place of the torn ones
+    assert statuses(pipeline) == {"prepare": "up-to-date", "train": "restored", "evaluate": "restored"}
+    assert calls(pipeline) == ["train", "evaluate"]
+
+
 def test_no_run_cache_runs_the_command(pipeline: Project) -> None:
     pipeline.write("params.yaml", "train:\n  lr: 0.2\n")
     pipeline.ok("run")

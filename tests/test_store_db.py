@@ -52,6 +52,53 @@ def test_the_migrations_make_exactly_the_tables_the_code_queries(database_url: s
     assert {k: v for k, v in made.items() if k != "alembic_version"} == expected
 
 
+def _schema(url: str) -> dict[str, object]:
+    """Everything about a database's tables a migration decides, as comparable values."""
+    engine = sa.create_engine(parse_url(url))
+    try:
+        inspector = sa.inspect(engine)
+        schema: dict[str, object] = {}
+        for name in sorted(inspector.get_table_names()):
+            columns = [
+                (c["name"], str(c["type"]), c["nullable"], str(c.get("default")), c.get("autoincrement"))
+                for c in inspector.get_columns(name)
+            ]
+            indexes = sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(name)
+            )
+            foreign = sorted(
+                (tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]), str(f["options"]))
+                for f in inspector.get_foreign_keys(name)
+            )
+            unique = sorted(tuple(u["column_names"]) for u in inspector.get_unique_constraints(name))
+            primary = inspector.get_pk_constraint(name)["constrained_columns"]
+            checks = sorted(str(c["sqltext"]) for c in inspector.get_check_constraints(name))
+            schema[name] = (columns, indexes, foreign, unique, primary, checks)
+        return schema
+    finally:
+        engine.dispose()
+
+
+def test_a_new_database_gets_the_schema_the_migrations_make(database_url: str, tmp_path: Path) -> None:
+    """A new database is made from the schema at once (no Alembic import): it must be what the
+    migrations, run one by one, make."""
+    with Database(database_url) as db:
+        assert db.revision() == HEAD
+    made_at_once = _schema(database_url)
+    if database_url.startswith("sqlite"):
+        migrated_url = f"sqlite:///{tmp_path / 'migrated.db'}"
+        migrate(migrated_url, HEAD)
+        assert _schema(migrated_url) == made_at_once
+    else:
+        engine = sa.create_engine(parse_url(database_url))
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+        engine.dispose()
+        migrate(database_url, HEAD)
+        assert _schema(database_url) == made_at_once
+
+
 def test_an_older_database_is_upgraded_on_open_and_keeps_its_records(database_url: str) -> None:
     migrate(database_url, "0001_runs")
     engine = sa.create_engine(parse_url(database_url))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -609,3 +610,25 @@ def test_a_single_file_keeps_its_execute_bit(project: Project) -> None:
     script.unlink()
     assert project.cvy("checkout").code == 0
     assert script.stat().st_mode & 0o111
+
+
+def test_the_state_database_records_only_rows_it_will_trust(tmp_path: Path) -> None:
+    """A row for a file modified within RACY_NS of being recorded is never trusted (the file
+    could change again unseen): it is not written at all, and a settled file's row is."""
+    from conveyor.versioning._state import RACY_NS, Stat, StateDB
+
+    fresh, settled = tmp_path / "fresh.txt", tmp_path / "settled.txt"
+    fresh.write_text("new")
+    settled.write_text("old")
+    old = time.time_ns() - 2 * RACY_NS
+    os.utime(settled, ns=(old, old))
+    state = StateDB(tmp_path / "state.db")
+    try:
+        rows = [(str(p), Stat.of(os.stat(p)), f"digest-{p.name}") for p in (fresh, settled)]
+        state.put_many(rows)
+        recorded = state.conn.execute("SELECT path FROM files").fetchall()
+        assert recorded == [(str(settled),)]
+        assert state.get(str(settled), rows[1][1]) == "digest-settled.txt"
+        assert state.get(str(fresh), rows[0][1]) is None
+    finally:
+        state.close()

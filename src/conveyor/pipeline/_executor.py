@@ -7,6 +7,9 @@ line prefixed with the stage name when stages run in parallel) and to the stage'
 
 from __future__ import annotations
 
+import functools
+import heapq
+import itertools
 import json
 import os
 import select
@@ -15,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -80,8 +84,87 @@ class Terminal:
                 self.quiet = True
 
 
+class Loop:
+    """A selector and timers, driven by one thread: the runner's, which watches every local
+    stage's process from it (a thread per stage cost more than a small stage itself, and their
+    hand-offs through the GIL more again). Other threads may only :meth:`wake` it."""
+
+    def __init__(self) -> None:
+        import selectors
+
+        self._selector = selectors.DefaultSelector()
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._live: set[int] = set()  # timers neither called nor cancelled
+        self._seq = itertools.count()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, self._drain_wake)
+
+    def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
+        import selectors
+
+        self._selector.register(fd, selectors.EVENT_READ, callback)
+
+    def remove_reader(self, fd: int) -> None:
+        try:
+            self._selector.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> int:
+        """Call ``callback`` at ``when`` (time.monotonic()); returns a handle for :meth:`cancel`."""
+        handle = next(self._seq)
+        heapq.heappush(self._timers, (when, handle, callback))
+        self._live.add(handle)
+        return handle
+
+    def cancel(self, handle: int | None) -> None:
+        if handle is not None:
+            self._live.discard(handle)
+
+    def wake(self) -> None:
+        """Make the current (or next) :meth:`run_once` return; from any thread."""
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass  # already awake
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def run_once(self, timeout: float | None) -> None:
+        """Wait up to ``timeout`` seconds for a descriptor or a timer, and call what is due."""
+        while self._timers and self._timers[0][1] not in self._live:
+            heapq.heappop(self._timers)
+        if self._timers:
+            until_timer = max(0.0, self._timers[0][0] - time.monotonic())
+            timeout = until_timer if timeout is None else min(timeout, until_timer)
+        for key, _mask in self._selector.select(timeout):
+            key.data()
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _when, handle, callback = heapq.heappop(self._timers)
+            if handle in self._live:
+                self._live.discard(handle)
+                callback()
+
+    def close(self) -> None:
+        self._selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
 class StageProcess:
-    """Runs ``stage`` (with its retries) in the workspace at ``root``; ``cancel`` stops it."""
+    """Runs ``stage`` (with its retries) in the workspace at ``root``; ``cancel`` stops it.
+
+    :meth:`run` runs it to the end; :meth:`start` starts it on a :class:`Loop` and calls
+    ``on_done`` with its :class:`Outcome` from that loop when it ended (:meth:`stop` ends it early).
+    """
 
     def __init__(
         self,
@@ -92,15 +175,28 @@ class StageProcess:
         cancel: threading.Event,
         run_id: str | None = None,
         forkserver: ForkServer | None = None,
+        base_env: dict[str, str] | None = None,
     ) -> None:
         self.stage = stage
         self.forkserver = forkserver
+        self.base_env = base_env  # the environment stages start from (os.environ's, read now when None)
         self.run_id = run_id
         self.root = root
         self.log_path = log_path
         self.terminal = terminal
         self.cancel = cancel
+        self._loop: Loop | None = None
+        self._on_done: Callable[[Outcome], None] | None = None
+        self._log: IO[bytes] | None = None
+        self._started = 0.0
+        self._attempts = 0
+        # the attempt in progress
         self._child: _Child | None = None
+        self._copier: _LineCopier | None = None
+        self._exited = False
+        self._stopping: str | None = None  # "cancelled" or "timed out": this attempt is being stopped
+        self._timers: dict[str, int] = {}
+        self._outcome: Outcome | None = None
 
     def argv(self) -> list[str]:
         stage = self.stage
@@ -111,7 +207,7 @@ class StageProcess:
         return [sys.executable, "-c", _BOOTSTRAP, module, function, json.dumps(stage.kwargs)]
 
     def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
+        env = dict(os.environ if self.base_env is None else self.base_env)
         env.update(self.stage.env)
         env.setdefault("PYTHONUNBUFFERED", "1")  # so a Python stage's output streams as it comes
         env["CONVEYOR_STAGE"] = self.stage.name
@@ -119,82 +215,207 @@ class StageProcess:
             env["CONVEYOR_RUN_ID"] = self.run_id  # what a check stage records its result under
         return env
 
-    def run(self) -> Outcome:
-        stage = self.stage
-        started = time.monotonic()
-        attempts = 0
-        os.makedirs(self.log_path.parent, exist_ok=True)
-        with open(self.log_path, "wb") as log:
-            while True:
-                attempts += 1
-                if attempts > 1:
-                    log.write(f"--- attempt {attempts} ---\n".encode())
-                outcome = self._attempt(log)
-                outcome.attempts = attempts
-                if outcome.ok or outcome.cancelled or attempts > stage.retries:
-                    outcome.duration = time.monotonic() - started
-                    return outcome
-                delay = min(stage.retry_delay * 2 ** (attempts - 1), _MAX_DELAY)
-                self.terminal.note(
-                    f"stage {stage.name!r} failed ({outcome.error}); retry {attempts} of {stage.retries} in {delay:g} s"
-                )
-                if self.cancel.wait(delay):
-                    outcome.cancelled = True
-                    outcome.duration = time.monotonic() - started
-                    return outcome
+    # -- to the end, in this thread ----------------------------------------------------------
 
-    def _attempt(self, log: IO[bytes]) -> Outcome:
+    def run(self) -> Outcome:
+        loop = Loop()
+        try:
+            self.start(loop, lambda outcome: None)
+            while self._outcome is None:
+                loop.run_once(0.05)  # the 0.05 s only bounds how late a cancellation is noticed
+                if self._outcome is None and self.cancel.is_set():
+                    self.stop()
+            return self._outcome
+        except BaseException:
+            self.kill_now()
+            raise
+        finally:
+            loop.close()
+
+    # -- on a loop -----------------------------------------------------------------------
+
+    def start(self, loop: Loop, on_done: Callable[[Outcome], None]) -> None:
+        self._loop = loop
+        self._on_done = on_done
+        self._started = time.monotonic()
+        try:
+            os.makedirs(self.log_path.parent, exist_ok=True)
+            self._log = open(self.log_path, "wb")  # noqa: SIM115  (closed when the stage ends)
+        except OSError as exc:
+            self._finish(Outcome(False, 0, 0.0, error=f"cannot write its log {self.log_path}: {exc.strerror}"))
+            return
+        self._start_attempt()
+
+    def stop(self, *, timed_out: bool = False) -> None:
+        """End the stage now: its process group gets SIGTERM, then SIGKILL after a grace period;
+        it ends as cancelled (or timed out), with no more retries."""
+        if self._outcome is not None:
+            return
+        if self._child is None:  # between attempts, waiting to retry
+            self._finish(Outcome(False, self._attempts, 0.0, cancelled=True, error="interrupted"))
+            return
+        if self._stopping is not None or self._exited:
+            return  # being stopped already, or it ended by itself (its output is still being read)
+        self._stopping = "timed out" if timed_out else "cancelled"
+        self._terminate()
+
+    def kill_now(self) -> None:
+        """Stop the stage's process at once and wait for it (Ctrl-C in the runner)."""
+        child = self._child
+        if self._outcome is not None or child is None:
+            return
+        if not self._exited:
+            _kill(child)
+        self._kill_group(child.pid)
+        if self._copier is not None:
+            self._copier.close()
+        child.close()
+        self._child = None
+        if self._log is not None:
+            self._log.close()
+
+    def _start_attempt(self) -> None:
+        assert self._loop is not None and self._log is not None
+        loop = self._loop
+        self._attempts += 1
+        if self._attempts > 1:
+            self._log.write(f"--- attempt {self._attempts} ---\n".encode())
+        self._exited = False
+        self._stopping = None
+        child = self._spawn()
+        if isinstance(child, Outcome):
+            self._end_attempt(child)
+            return
+        self._child = child
+        self._copier = copier = _LineCopier(self, child, self._log)
+        for fd in copier.fds():
+            loop.add_reader(fd, functools.partial(self._on_output, fd))
+        exit_fd = child.exit_fd()
+        if exit_fd is not None:
+            loop.add_reader(exit_fd, self._on_exit)
+        else:  # no descriptor to select on (no pidfd): polled
+            self._timers["poll"] = loop.call_at(time.monotonic() + 0.005, self._poll)
+        if self.stage.timeout is not None:
+            self._timers["timeout"] = loop.call_at(time.monotonic() + self.stage.timeout, self._timed_out)
+
+    def _spawn(self) -> _Child | Outcome:
         stage = self.stage
         cwd = self.root / stage.wdir
         env = self.environment()
-        child: _Child | None = None
         if stage.call is not None and self.forkserver is not None and not _needs_interpreter(stage):
             child = self._fork(cwd, env)
-        if child is None:
-            try:
-                child = _Spawned(
-                    subprocess.Popen(
-                        self.argv(),
-                        cwd=cwd,
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                        start_new_session=True,
-                    )
+            if child is not None:
+                return child
+        try:
+            return _Spawned(
+                subprocess.Popen(
+                    self.argv(),
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
                 )
-            except OSError as exc:
-                return Outcome(False, 1, 0.0, error=f"cannot start: {exc.strerror}")
-        self._child = child
-        readers = [threading.Thread(target=self._pump, args=(child.stdout, child.stderr, log), daemon=True)]
-        for reader in readers:
-            reader.start()
-        deadline = None if stage.timeout is None else time.monotonic() + stage.timeout
-        timed_out = cancelled = False
-        # the wait returns as soon as the process ends; the 0.05 s only bounds how late a
-        # cancellation or a timeout is noticed
-        while not child.wait(0.05):
-            if self.cancel.is_set():
-                cancelled = True
-                self._kill(child)
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                timed_out = True
-                self._kill(child)
-                break
-        # whatever the command left running in its group (a `cmd &` it did not wait for) goes
-        # with it: it could still write outputs after they are recorded, or hold the pipes open
-        # (not a shared process's group, which outlives the stage: it is the process itself)
-        if not (child.shared and not cancelled and not timed_out):
-            self._kill_group(child.pid)
-        for reader in readers:
-            reader.join(timeout=5)  # only a process that left the group (setsid) can hold a pipe longer
-        child.close()
-        self._child = None
+            )
+        except OSError as exc:
+            return Outcome(False, 1, 0.0, error=f"cannot start: {exc.strerror}")
+
+    def _on_output(self, fd: int) -> None:
+        assert self._copier is not None and self._loop is not None
+        if not self._copier.read(fd):
+            self._loop.remove_reader(fd)
+            if self._exited and not self._copier.open:
+                self._end_attempt()
+
+    def _poll(self) -> None:
+        assert self._child is not None and self._loop is not None
+        self._timers.pop("poll", None)
+        if self._child.wait(0):
+            self._exited_now()
+        else:
+            self._timers["poll"] = self._loop.call_at(time.monotonic() + 0.005, self._poll)
+
+    def _on_exit(self) -> None:
+        assert self._child is not None and self._loop is not None
+        exit_fd = self._child.exit_fd()
+        if exit_fd is not None:
+            self._loop.remove_reader(exit_fd)
+        self._child.wait(0)
+        self._exited_now()
+
+    def _exited_now(self) -> None:
+        """The command ended: whatever it left running in its group (a `cmd &` it did not wait
+        for) goes too, since it could still write outputs after they are recorded, or hold the
+        pipes open (not a shared process's group, which outlives the stage: it is the process
+        itself). Its pipes then get five seconds to close (only a process that left the group
+        can hold them longer)."""
+        assert self._child is not None and self._loop is not None and self._copier is not None
+        self._exited = True
+        self._loop.cancel(self._timers.pop("kill", None))
+        if not (self._child.shared and self._stopping is None):
+            self._kill_group(self._child.pid)
+        if not self._copier.open:
+            self._end_attempt()
+        else:
+            self._timers["drain"] = self._loop.call_at(time.monotonic() + 5, self._end_attempt)
+
+    def _timed_out(self) -> None:
+        self._timers.pop("timeout", None)
+        if self._child is not None and not self._exited and self._stopping is None:
+            self._stopping = "timed out"
+            self._terminate()
+
+    def _terminate(self) -> None:
+        """SIGTERM the whole process group, then SIGKILL it after a grace period."""
+        assert self._child is not None and self._loop is not None
+        try:
+            os.killpg(self._child.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        pid = self._child.pid
+        self._timers["kill"] = self._loop.call_at(time.monotonic() + KILL_GRACE, lambda: self._kill_group(pid))
+
+    def _end_attempt(self, failed: Outcome | None = None) -> None:
+        assert self._loop is not None
+        for handle in self._timers.values():
+            self._loop.cancel(handle)
+        self._timers.clear()
+        outcome = failed
+        child = self._child
+        if child is not None:
+            assert self._copier is not None
+            for fd in self._copier.fds():
+                self._loop.remove_reader(fd)
+            self._copier.close()
+            child.close()
+            self._child = None
+            self._copier = None
+            outcome = self._attempt_outcome(child)
+        assert outcome is not None
+        stage = self.stage
+        if outcome.ok or outcome.cancelled or self._attempts > stage.retries:
+            self._finish(outcome)
+            return
+        delay = min(stage.retry_delay * 2 ** (self._attempts - 1), _MAX_DELAY)
+        self.terminal.note(
+            f"stage {stage.name!r} failed ({outcome.error}); retry {self._attempts} of {stage.retries} in {delay:g} s"
+        )
+        self._timers["retry"] = self._loop.call_at(time.monotonic() + delay, self._retry)
+
+    def _retry(self) -> None:
+        self._timers.pop("retry", None)
+        if self.cancel.is_set():
+            self._finish(Outcome(False, self._attempts, 0.0, cancelled=True, error="interrupted"))
+        else:
+            self._start_attempt()
+
+    def _attempt_outcome(self, child: _Child) -> Outcome:
         code = child.returncode
-        if cancelled:
+        stage = self.stage
+        if self._stopping == "cancelled":
             return Outcome(False, 1, 0.0, code, cancelled=True, error="interrupted")
-        if timed_out:
+        if self._stopping == "timed out":
             return Outcome(False, 1, 0.0, code, timed_out=True, error=f"timed out after {stage.timeout:g} s")
         if child.error is not None:
             return Outcome(False, 1, 0.0, code, error=child.error)
@@ -202,6 +423,20 @@ class StageProcess:
             what = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
             return Outcome(False, 1, 0.0, code, error=what)
         return Outcome(True, 1, 0.0, 0)
+
+    def _finish(self, outcome: Outcome) -> None:
+        assert self._loop is not None
+        for handle in self._timers.values():
+            self._loop.cancel(handle)
+        self._timers.clear()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        outcome.attempts = self._attempts
+        outcome.duration = time.monotonic() - self._started
+        self._outcome = outcome
+        if self._on_done is not None:
+            self._on_done(outcome)
 
     def _fork(self, cwd: Path, env: dict[str, str]) -> _Child | None:
         assert self.forkserver is not None and self.stage.call is not None
@@ -221,37 +456,6 @@ class StageProcess:
             return None
         return _Forked(forked, open(out_r, "rb"), open(err_r, "rb"))
 
-    def _pump(self, stdout: IO[bytes] | None, stderr: IO[bytes] | None, log: IO[bytes]) -> None:
-        """Copy the command's output, line by line, to its log and the terminal, until both
-        pipes close (one thread for both: a thread less to start per stage)."""
-        import selectors
-
-        streams = {pipe.fileno(): (pipe, pipe is stderr) for pipe in (stdout, stderr) if pipe is not None}
-        pending = dict.fromkeys(streams, b"")
-        with selectors.DefaultSelector() as selector:
-            for fd in streams:
-                selector.register(fd, selectors.EVENT_READ)
-            while streams:
-                for key, _mask in selector.select():
-                    fd = key.fd
-                    pipe, err = streams[fd]
-                    chunk = os.read(fd, 65536)
-                    if chunk:
-                        lines = (pending[fd] + chunk).split(b"\n")
-                        pending[fd] = lines.pop()  # the start of a line still being written
-                        complete = [line + b"\n" for line in lines]
-                    else:
-                        complete = [pending[fd]] if pending[fd] else []  # a last line without its newline
-                    for raw in complete:
-                        log.write(raw)
-                        log.flush()
-                        text = raw.decode("utf-8", errors="replace")
-                        self.terminal.line(self.stage.name, text if text.endswith("\n") else text + "\n", err=err)
-                    if not chunk:
-                        selector.unregister(fd)
-                        del streams[fd]
-                        pipe.close()
-
     @staticmethod
     def _kill_group(pgid: int) -> None:
         try:
@@ -259,19 +463,74 @@ class StageProcess:
         except (ProcessLookupError, PermissionError):
             pass
 
-    @staticmethod
-    def _kill(child: _Child) -> None:
-        """SIGTERM the whole process group, then SIGKILL whatever is left after a grace period."""
-        try:
-            os.killpg(child.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        child.wait(KILL_GRACE)
-        try:
-            os.killpg(child.pid, signal.SIGKILL)  # also reaps grandchildren that ignored SIGTERM
-        except ProcessLookupError:
-            pass
-        child.wait(None)
+
+def _kill(child: _Child) -> None:
+    """SIGTERM the whole process group, then SIGKILL whatever is left after a grace period (waiting)."""
+    try:
+        os.killpg(child.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    child.wait(KILL_GRACE)
+    try:
+        os.killpg(child.pid, signal.SIGKILL)  # also reaps grandchildren that ignored SIGTERM
+    except ProcessLookupError:
+        pass
+    child.wait(None)
+
+
+class _LineCopier:
+    """Copies a child's stdout and stderr, line by line, to the stage's log and the terminal."""
+
+    def __init__(self, owner: StageProcess, child: _Child, log: IO[bytes]) -> None:
+        self.name = owner.stage.name
+        self.terminal = owner.terminal
+        self.log = log
+        self.streams = {pipe.fileno(): (pipe, pipe is child.stderr) for pipe in (child.stdout, child.stderr) if pipe}
+        self.pending = dict.fromkeys(self.streams, b"")
+
+    @property
+    def open(self) -> bool:
+        return bool(self.streams)
+
+    def fds(self) -> list[int]:
+        return list(self.streams)
+
+    def read(self, fd: int) -> bool:
+        """Copy what the pipe ``fd`` has; False once it is closed (and closed here too)."""
+        pipe, err = self.streams[fd]
+        chunk = os.read(fd, 65536)
+        if chunk:
+            lines = (self.pending[fd] + chunk).split(b"\n")
+            self.pending[fd] = lines.pop()  # the start of a line still being written
+            complete = [line + b"\n" for line in lines]
+        else:
+            complete = [self.pending[fd]] if self.pending[fd] else []  # a last line without its newline
+        for raw in complete:
+            self.log.write(raw)
+            self.log.flush()
+            text = raw.decode("utf-8", errors="replace")
+            self.terminal.line(self.name, text if text.endswith("\n") else text + "\n", err=err)
+        if not chunk:
+            del self.streams[fd]
+            pipe.close()
+        return bool(chunk)
+
+    def pump(self) -> None:
+        """Copy until both pipes close (in a reader thread)."""
+        import selectors
+
+        with selectors.DefaultSelector() as selector:
+            for fd in self.streams:
+                selector.register(fd, selectors.EVENT_READ)
+            while self.streams:
+                for key, _mask in selector.select():
+                    if not self.read(key.fd):
+                        selector.unregister(key.fd)
+
+    def close(self) -> None:
+        """Close what is still open (a pipe some grandchild outside the group still holds)."""
+        for fd in list(self.streams):
+            self.streams.pop(fd)[0].close()
 
 
 def _needs_interpreter(stage: Stage) -> bool:
@@ -293,6 +552,9 @@ class _Child(Protocol):
     def error(self) -> str | None: ...
 
     def wait(self, timeout: float | None) -> bool: ...
+
+    def exit_fd(self) -> int | None:
+        """A descriptor that becomes readable when the child ends (None where there is none)."""
 
     def close(self) -> None: ...
 
@@ -331,6 +593,9 @@ class _Spawned:
             return False
         return True
 
+    def exit_fd(self) -> int | None:
+        return self._pidfd if self.proc.returncode is None else None
+
     def close(self) -> None:
         if self._pidfd is not None:
             os.close(self._pidfd)
@@ -358,5 +623,8 @@ class _Forked:
     def wait(self, timeout: float | None) -> bool:
         return self.child.wait(timeout)
 
+    def exit_fd(self) -> int | None:
+        return self.child.exit_fd()
+
     def close(self) -> None:
-        pass  # the readers close the pipes
+        pass  # the copier closes the pipes

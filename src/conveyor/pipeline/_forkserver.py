@@ -46,6 +46,10 @@ class ForkedChild:
         self.error: str | None = None  # the server died before telling how the child ended
         self._conn: socket.socket | None = conn
 
+    def exit_fd(self) -> int | None:
+        """The connection the server writes the exit code to: readable when the child ended."""
+        return None if self._conn is None else self._conn.fileno()
+
     def wait(self, timeout: float | None) -> bool:
         """True once the child ended (or its fate cannot be known any more)."""
         conn = self._conn
@@ -61,7 +65,10 @@ class ForkedChild:
                 if self.shared
                 else "the fork server that started the stage died"
             )
-            conn.close()
+            if self.shared:
+                self.server._forget_shared(conn)
+            else:
+                conn.close()
         else:
             self.returncode = int(message["code"])
             self.server._release(conn, self.shared)
@@ -80,6 +87,8 @@ class ForkServer:
         self._lock = threading.Lock()
         self._idle: list[socket.socket] = []  # connections to the server itself
         self._shared: list[socket.socket] = []  # connections to a shared process, idle between stages
+        self._shared_pids: dict[socket.socket, int] = {}
+        self._base_env = dict(env)  # the server's environment: a request carries only what differs
         self._all: list[socket.socket] = []
         self.broken: str | None = None
         control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -112,7 +121,15 @@ class ForkServer:
         (then the caller starts an interpreter itself). ``out`` and ``err`` are pipe ends the
         child writes to; the caller keeps (and closes) its own copies. ``shared``: run it in a
         process kept for the next shared stage of the same runner thread (made on first need)."""
-        request: dict[str, object] = {"module": module, "function": function, "kwargs": kwargs, "cwd": cwd, "env": env}
+        base = self._base_env
+        request: dict[str, object] = {
+            "module": module,
+            "function": function,
+            "kwargs": kwargs,
+            "cwd": cwd,
+            "env_set": {k: v for k, v in env.items() if base.get(k) != v},
+            "env_unset": [k for k in base if k not in env],
+        }
         if shared:
             request["shared"] = True
         data = json.dumps(request).encode()
@@ -122,10 +139,14 @@ class ForkServer:
             conn = self._borrow_shared()
             if conn is None:
                 break
-            message = self._send(conn, data, out, err)
-            if message is not None and "pid" in message:
-                return ForkedChild(self, conn, int(message["pid"]), shared=True)
-            conn.close()  # that shared process is gone (killed between stages): start another
+            try:
+                # a shared process answers only with the exit code: its pid is known, and a process
+                # that died between stages has closed its end, so the send fails
+                socket.send_fds(conn, [data], [out, err])
+            except OSError:
+                self._forget_shared(conn)  # that shared process is gone (killed between stages): start another
+                continue
+            return ForkedChild(self, conn, self._shared_pids[conn], shared=True)
         conn = self._borrow()
         if conn is None:
             return None
@@ -135,7 +156,15 @@ class ForkServer:
             if message is None:
                 self.broken = "the fork server is gone"
             return None  # nothing ran: the caller starts the stage itself
+        if shared:
+            with self._lock:
+                self._shared_pids[conn] = int(message["pid"])
         return ForkedChild(self, conn, int(message["pid"]), shared=shared)
+
+    def _forget_shared(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._shared_pids.pop(conn, None)
+        conn.close()
 
     @staticmethod
     def _send(conn: socket.socket, data: bytes, out: int, err: int) -> dict[str, Any] | None:
@@ -386,11 +415,7 @@ def _serve(
             data = b""
         if not data:
             _exit(0, preloaded)
-        request = json.loads(data)
-        try:
-            conn.send(json.dumps({"pid": os.getpid()}).encode())
-        except OSError:
-            _exit(0, preloaded)
+        request = json.loads(data)  # no answer: the runner knows this process's pid
 
 
 def _become_stage_process(pipes: list[int], sockets: list[socket.socket]) -> None:
@@ -473,9 +498,14 @@ def _run_stage(request: dict[str, object], fds: list[int]) -> int:
     assert isinstance(kwargs, dict)
     try:
         os.chdir(str(request["cwd"]))
-        env = request["env"]
-        assert isinstance(env, dict)
-        _set_environment(env)
+        # the environment is the server's here (a shared process restores it after each stage);
+        # the request says what differs
+        unset, changed = request["env_unset"], request["env_set"]
+        assert isinstance(unset, list) and isinstance(changed, dict)
+        for key in unset:
+            os.environ.pop(key, None)
+        for key, value in changed.items():
+            os.environ[key] = value
         sys.argv = ["-c", module, function, json.dumps(kwargs)]
         if not sys.path or sys.path[0] != "":
             sys.path.insert(0, "")  # the stage's folder first, as `python -c` has it

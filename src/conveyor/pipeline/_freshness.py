@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat as stat_mod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,19 @@ class Facts:
         self.repo = repo
         self._params: dict[str, dict[str, Any] | Exception] = {}
         self._stamps: dict[str, tuple[int, ...]] = {}
+        self._stored: dict[str, tuple[tuple[int, ...], Fact]] = {}
 
-    def path_fact(self, rel: str, *, skip_pointers: bool = False) -> Fact | None:
+    def remember(self, fact: Fact, stamp: tuple[int, ...]) -> None:
+        """``fact`` is a file output this command just hashed, whose stat data was ``stamp`` all
+        along: a stage depending on it is decided on that hash while the file keeps that stat data
+        (it is read again only to check that it did not change while that stage ran)."""
+        self._stored[fact.path] = (stamp, fact)
+
+    def path_fact(self, rel: str, *, skip_pointers: bool = False, fresh: bool = False) -> Fact | None:
         path = self._abs(rel)
+        known = None if fresh else self._stored.get(rel)
+        if known is not None and file_stamp(path) == known[0]:
+            return known[1]
         snap = self.repo.snapshot(path, skip_pointers=skip_pointers)
         if snap.kind == "missing" or snap.digest is None:
             return None
@@ -120,11 +131,12 @@ class Facts:
             values[ref.file] = chosen
         return values
 
-    def deps(self, stage: Stage, *, strict: bool) -> list[Fact | str]:
-        """One fact per dep, or the dep's path when it does not exist (an error when ``strict``)."""
+    def deps(self, stage: Stage, *, strict: bool, fresh: bool = False) -> list[Fact | str]:
+        """One fact per dep, or the dep's path when it does not exist (an error when ``strict``);
+        ``fresh``: each read again, none taken from :meth:`remember`."""
         found: list[Fact | str] = []
         for dep in stage.deps:
-            fact = self.path_fact(dep, skip_pointers=True)
+            fact = self.path_fact(dep, skip_pointers=True, fresh=fresh)
             if fact is None:
                 if strict:
                     raise MissingFileError(
@@ -135,6 +147,17 @@ class Facts:
             else:
                 found.append(fact)
         return found
+
+
+def file_stamp(path: str | os.PathLike[str]) -> tuple[int, ...] | None:
+    """A regular file's (inode, size, mtime, ctime), or None (not there, or not a regular file)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat_mod.S_ISREG(st.st_mode):
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def stale_reasons(

@@ -15,6 +15,7 @@ from typing import Any
 from blake3 import blake3
 
 from conveyor import _fs
+from conveyor.errors import storage_error
 from conveyor.pipeline._lock import Fact, LockEntry
 
 RUNCACHE_DIR = "runcache"
@@ -38,6 +39,7 @@ def fingerprint(entry: LockEntry, outs: list[tuple[str, str, bool]]) -> str:
 class RunCache:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._shards: set[Path] = set()  # folders known to exist
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key[2:]}.json"
@@ -68,10 +70,28 @@ class RunCache:
             ],
         }
         target = self.path(key)
-        os.makedirs(target.parent, exist_ok=True)
-        text = json.dumps(data, sort_keys=True, indent=1) + "\n"
-        # a lost or torn entry is only a miss (it is parsed and checked when read), so it need not be synced
-        _fs.atomic_write_text(target, text, sync="all" if durable else "none")
+        if target.parent not in self._shards:
+            os.makedirs(target.parent, exist_ok=True)
+            self._shards.add(target.parent)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n"
+        if durable:
+            _fs.atomic_write_text(target, text, sync="all")
+            return
+        # a lost or torn entry is only a miss (it is parsed and checked when read: no prefix of a
+        # JSON object is one), so a new entry is written in place, with no temp file or sync
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            _fs.atomic_write_text(target, text, sync="none")  # replaced whole: a reader may be reading it
+            return
+        except OSError as exc:
+            raise storage_error(exc, target, "write") from exc
+        try:
+            _fs.write_all(fd, text.encode())
+        except OSError as exc:
+            raise storage_error(exc, target, "write") from exc
+        finally:
+            os.close(fd)
 
     def entries(self) -> list[Path]:
         if not self.root.is_dir():

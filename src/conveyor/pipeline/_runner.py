@@ -12,6 +12,8 @@ finished stages, and the next run picks up from there.
 
 from __future__ import annotations
 
+import functools
+import gc
 import heapq
 import itertools
 import os
@@ -20,18 +22,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import SimpleQueue
 from typing import TYPE_CHECKING, Protocol
 
 from conveyor import _fs
 from conveyor.errors import ConveyorError, MissingFileError
 from conveyor.pipeline._dag import Dag
-from conveyor.pipeline._executor import Outcome, StageProcess, Terminal
+from conveyor.pipeline._executor import Loop, Outcome, StageProcess, Terminal
 from conveyor.pipeline._forkserver import ForkServer
-from conveyor.pipeline._freshness import Facts, Reason, same_value, stale_reasons
+from conveyor.pipeline._freshness import Facts, Reason, file_stamp, same_value, stale_reasons
 from conveyor.pipeline._lock import LOCK_FILE, Fact, Lock, LockEntry
 from conveyor.pipeline._runcache import RunCache, fingerprint
 from conveyor.pipeline._spec import Stage, load_pipeline
@@ -247,6 +250,10 @@ class _Runner:
         self.fetcher: Callable[[list[Fact]], None] | None = None  # run --pull: get missing run-cache outputs
         self.run_id: str | None = None
         self.forkserver: ForkServer | None = None
+        self._logs_dir: Path | None = None
+        # results decided while the stages they follow are being recorded: reported after those
+        self._held: list[tuple[StageResult, float]] | None = None
+        self._env = dict(os.environ)  # read once: copying os.environ for each of 5,000 stages cost 0.04 ms each
         self._journal = _Journal()
         self.cluster: Cluster | None = None
         self._no_forkserver = os.environ.get("CONVEYOR_NO_FORKSERVER") == "1"
@@ -353,6 +360,9 @@ class _Runner:
     def execute(self, targets: list[str]) -> RunReport:
         self._start_record(targets)
         status = "failed"
+        # the parsed pipeline and lock live as long as the run: a collection of the oldest
+        # generation need not walk them (with thousands of stages that cost 0.1 ms a stage)
+        gc.freeze()
         try:
             self._schedule()
             status = "succeeded" if self.report.ok else "failed"
@@ -360,6 +370,7 @@ class _Runner:
             status = "interrupted"
             raise
         finally:
+            gc.unfreeze()
             self._finish_record(status)
         if self.timed_out:
             stopped = [s.name for s in self.report.with_status("interrupted")]
@@ -400,7 +411,14 @@ class _Runner:
         # with 5,000 ready stages as with 5
         queue: list[tuple[int, int, str, LockEntry, list[Reason]]] = []
         queued = itertools.count()
-        running: dict[Future[Outcome], tuple[str, LockEntry, list[Reason], float, _Startable]] = {}
+        running: dict[str, tuple[LockEntry, list[Reason], float, _Startable]] = {}
+        # local stages run on the loop, in this thread; the others (on a cluster) in threads of
+        # their own, whose outcomes come back through `from_threads`
+        loop = Loop()
+        done: list[tuple[str, Outcome]] = []
+        from_threads: SimpleQueue[tuple[str, Outcome]] = SimpleQueue()
+        pool: ThreadPoolExecutor | None = None
+        last_end = time.monotonic()
         stop = False
 
         def finished_ok(name: str) -> None:
@@ -422,31 +440,53 @@ class _Runner:
                         self._emit(StageResult(down, "skipped", error=f"upstream stage {up!r} did not finish"), 0.0)
                         frontier.append(down)
 
-        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="stage")
+        def ended_in_thread(name: str, future: Future[Outcome]) -> None:
+            try:
+                outcome = future.result()
+            except Exception as exc:  # a bug or an OS error in the worker: this stage failed, not the run
+                outcome = Outcome(False, 1, 0.0, error=f"{type(exc).__name__}: {exc}")
+            from_threads.put((name, outcome))
+            loop.wake()
+
+        def start_queued() -> None:
+            nonlocal pool
+            while queue and len(running) < self.jobs and not stop:
+                if not self._fits(queue[0][2], list(running)):
+                    break  # what is ready needs more CPUs than are free now: wait for a stage to end
+                _priority, _seq, name, entry, reasons = heapq.heappop(queue)
+                proc = self._prepare(name, entry)
+                running[name] = (entry, reasons, time.time(), proc)
+                if isinstance(proc, StageProcess):
+                    proc.start(loop, functools.partial(lambda n, outcome: done.append((n, outcome)), name))
+                else:
+                    pool = pool or ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="stage")
+                    pool.submit(proc.run).add_done_callback(functools.partial(ended_in_thread, name))
+
+        def decide_ready() -> None:
+            nonlocal stop
+            while ready and not stop:
+                name = self.selected[heapq.heappop(ready)]
+                if name not in undecided:
+                    continue
+                undecided.discard(name)
+                decision = self._decide(name)
+                if decision is None:
+                    finished_ok(name)
+                elif isinstance(decision, StageResult):
+                    self._emit(decision, time.time())
+                    block(name)
+                    stop = stop or not self.keep_going
+                else:
+                    stage_name, entry, reasons = decision
+                    priority = -self.dag.stage(stage_name).priority
+                    heapq.heappush(queue, (priority, next(queued), stage_name, entry, reasons))
+
         try:
             while ready or queue or running or (stop and undecided):
-                while ready and not stop:
-                    name = self.selected[heapq.heappop(ready)]
-                    if name not in undecided:
-                        continue
-                    undecided.discard(name)
-                    decision = self._decide(name)
-                    if decision is None:
-                        finished_ok(name)
-                    elif isinstance(decision, StageResult):
-                        self._emit(decision, time.time())
-                        block(name)
-                        stop = stop or not self.keep_going
-                    else:
-                        stage_name, entry, reasons = decision
-                        priority = -self.dag.stage(stage_name).priority
-                        heapq.heappush(queue, (priority, next(queued), stage_name, entry, reasons))
-                while queue and len(running) < self.jobs and not stop:
-                    if not self._fits(queue[0][2], [r[0] for r in running.values()]):
-                        break  # what is ready needs more CPUs than are free now: wait for a stage to end
-                    _priority, _seq, name, entry, reasons = heapq.heappop(queue)
-                    proc = self._prepare(name, entry)
-                    running[pool.submit(proc.run)] = (name, entry, reasons, time.time(), proc)
+                decide_ready()
+                start_queued()
+                if self._journal.due():
+                    self._flush()  # while the stages just started run
                 why = "the run timed out" if self.timed_out else "the run stopped after a failure"
                 if stop and queue:
                     for _priority, _seq, name, _entry, _reasons in sorted(queue):
@@ -462,36 +502,61 @@ class _Runner:
                     if not ready and not queue and not stop:
                         break  # nothing can start (cannot happen with a valid DAG)
                     continue
-                idle = self._journal.IDLE if self._journal.dirty else 0.2
-                finished, _ = wait(running, timeout=idle, return_when=FIRST_COMPLETED)
-                if not finished and self._journal.dirty:
+                if not done and from_threads.empty():
+                    loop.run_once(self._journal.IDLE if self._journal.dirty else 0.2)
+                while not from_threads.empty():
+                    done.append(from_threads.get())
+                now = time.monotonic()
+                if done:
+                    last_end = now
+                elif self._journal.dirty and now - last_end >= self._journal.IDLE:
                     self._flush()  # the running stages take a while: what finished before them is kept now
-                if self.deadline is not None and not self.timed_out and time.monotonic() > self.deadline:
+                    last_end = now
+                if self.deadline is not None and not self.timed_out and now > self.deadline:
                     self.timed_out = stop = True
-                    self.cancel.set()  # every running stage's process group is stopped; they finish below
-                for future in finished:
-                    name, entry, reasons, started_at, _proc = running.pop(future)
-                    try:
-                        outcome = future.result()
-                    except Exception as exc:  # a bug or an OS error in the worker: this stage failed, not the run
-                        outcome = Outcome(False, 1, 0.0, error=f"{type(exc).__name__}: {exc}")
-                    result = self._complete(name, entry, reasons, outcome, started_at)
-                    if result.status == "ran":
+                    self.cancel.set()  # stages on a cluster stop on that; local ones here
+                    for _entry, _reasons, _started, proc in running.values():
+                        if isinstance(proc, StageProcess):
+                            proc.stop()
+                # what ended is stored first, and the stages it let start (or the next in the queue)
+                # are started, so that they run while it is recorded
+                settled = []
+                for name, outcome in done:
+                    entry, reasons, started_at, _proc = running.pop(name)
+                    outs = self._settle(name, outcome)
+                    if outs is not None:
                         finished_ok(name)
-                    else:
+                    settled.append((name, entry, reasons, outcome, started_at, outs))
+                done.clear()
+                if all(outs is not None for *_rest, outs in settled):
+                    self._held = []  # what is decided now is reported after these, as in pipeline order
+                    decide_ready()
+                    start_queued()
+                held, self._held = self._held, None
+                for name, entry, reasons, outcome, started_at, outs in settled:
+                    result = self._complete(name, entry, reasons, outcome, started_at, outs)
+                    if result.status != "ran":
                         block(name)
                         stop = stop or not self.keep_going
-                if self._journal.due():
-                    self._flush()  # before the next stages start
+                for result, started_at in held or ():
+                    self._emit(result, started_at)
         except KeyboardInterrupt:
             self.cancel.set()
-            for future, (name, _entry, _reasons, started_at, _proc) in running.items():
-                future.result()  # the worker kills the process group and returns
+            self._release_held()
+            for name, (_entry, _reasons, started_at, proc) in running.items():
+                if isinstance(proc, StageProcess):
+                    proc.kill_now()  # its process group is stopped and waited for
                 self._emit(StageResult(name, "interrupted", error="interrupted"), started_at)
             raise
         finally:
             self.cancel.set()
-            pool.shutdown(wait=True)
+            self._release_held()
+            for _entry, _reasons, _started, proc in running.values():
+                if isinstance(proc, StageProcess):
+                    proc.kill_now()  # after an error of conveyor's own: no stage is left running
+            if pool is not None:
+                pool.shutdown(wait=True)  # stages on a cluster see the cancel and return
+            loop.close()
             if self.forkserver is not None:
                 self.forkserver.close()
                 self.forkserver = None
@@ -532,7 +597,15 @@ class _Runner:
         busy = sum(self.dag.stage(other).cpus for other in running)
         return busy + self.dag.stage(name).cpus <= available + 1e-9
 
+    def _release_held(self) -> None:
+        held, self._held = self._held, None
+        for result, started_at in held or ():
+            self._emit(result, started_at)
+
     def _emit(self, result: StageResult, started_at: float) -> None:
+        if self._held is not None:
+            self._held.append((result, started_at))
+            return
         self.report.stages.append(result)
         self._record_stage(result, started_at)
         if result.status == "failed" and self.dag.stage(result.name).call == "conveyor.checks._stage:run":
@@ -662,79 +735,103 @@ class _Runner:
             elif out.persist and os.path.lexists(target):
                 _make_writable(self.ws, target)  # the stage must not write through links into the cache
             target.parent.mkdir(parents=True, exist_ok=True)
-        log = private_dir(self.ws.conveyor_dir, "logs") / (self.run_id or "run") / f"{name}.log"
+        log = self._logs() / f"{name}.log"
         forkserver = self._forkserver() if stage.call is not None else None
-        return StageProcess(stage, self.ws.root, log, self.terminal, self.cancel, self.run_id, forkserver)
+        return StageProcess(stage, self.ws.root, log, self.terminal, self.cancel, self.run_id, forkserver, self._env)
+
+    def _logs(self) -> Path:
+        """This run's folder of stage logs."""
+        if self._logs_dir is None:
+            self._logs_dir = private_dir(self.ws.conveyor_dir, "logs") / (self.run_id or "run")
+        return self._logs_dir
 
     def _forkserver(self) -> ForkServer | None:
         """The run's fork server, started with its first ``call`` stage (None where fork is not available)."""
         if self.forkserver is None and hasattr(os, "fork") and not self._no_forkserver:
             try:
-                self.forkserver = ForkServer(str(self.ws.root), dict(os.environ))
+                self.forkserver = ForkServer(str(self.ws.root), self._env)
             except OSError as exc:
                 self._no_forkserver = True
                 self.terminal.note(f"call stages start an interpreter each (no fork server: {exc.strerror})")
         return self.forkserver
 
-    def _complete(
-        self, name: str, entry: LockEntry, reasons: list[Reason], outcome: Outcome, started_at: float
-    ) -> StageResult:
+    def _settle(self, name: str, outcome: Outcome) -> tuple[Fact, ...] | None:
+        """The outputs of a stage that ended, stored (None: it failed, or was stopped: ``outcome``
+        says why). What depends on the stage may start once this is done; :meth:`_complete`
+        then records it."""
         stage = self.dag.stage(name)
-        log = self.ws.relpath(private_dir(self.ws.conveyor_dir, "logs") / (self.run_id or "run") / f"{name}.log")
-        result = StageResult(name, "ran", [str(r) for r in reasons], outcome.duration, outcome.attempts, log=log)
-        result.worker = outcome.worker
         if outcome.log is not None and self.cluster is not None:
             from conveyor.pipeline._cluster_executor import show_log
 
-            show_log(self.terminal, name, outcome.log, self.ws.root / log)
+            show_log(self.terminal, name, outcome.log, self._logs() / f"{name}.log")
         if outcome.ok and outcome.remote_outs is not None and self.cluster is not None:
             try:
                 self.cluster.bring_outputs(outcome.remote_outs)
             except ConveyorError as exc:
                 outcome.ok, outcome.error = False, exc.format_message()
+        if outcome.cancelled or not outcome.ok:
+            return None
+        missing = [o.path for o in stage.outs if not os.path.exists(self.ws.root / o.path)]
+        if missing:
+            outcome.ok, outcome.error = False, f"it did not write its output {missing[0]}"
+            return None
+        try:
+            return self._store_outputs(stage)
+        except ConveyorError as exc:
+            outcome.ok, outcome.error = False, exc.format_message()
+            return None
+
+    def _complete(
+        self,
+        name: str,
+        entry: LockEntry,
+        reasons: list[Reason],
+        outcome: Outcome,
+        started_at: float,
+        outs: tuple[Fact, ...] | None,
+    ) -> StageResult:
+        """Record a stage :meth:`_settle` settled: its lock entry, run-cache entry and result."""
+        stage = self.dag.stage(name)
+        log = self.ws.relpath(self._logs() / f"{name}.log")
+        result = StageResult(name, "ran", [str(r) for r in reasons], outcome.duration, outcome.attempts, log=log)
+        result.worker = outcome.worker
         if outcome.cancelled:
             result.status = "interrupted"
             result.error = f"the run timed out after {self.timeout:g} s" if self.timed_out else "interrupted"
-        elif not outcome.ok:
+        elif not outcome.ok or outs is None:
             result.status, result.error = "failed", outcome.error
         else:
-            missing = [o.path for o in stage.outs if not os.path.exists(self.ws.root / o.path)]
-            if missing:
-                result.status = "failed"
-                result.error = f"it did not write its output {missing[0]}"
-            else:
-                try:
-                    outs = self._store_outputs(stage)
-                    moved = self._inputs_moved(stage, entry)
-                except ConveyorError as exc:
-                    result.status, result.error = "failed", exc.format_message()
-                else:
-                    entry.outs = outs
-                    if moved:
-                        # the stage may have read either version: record what it was decided on and no
-                        # outputs (nothing vouches for them), so it shows stale and runs again, and keep
-                        # this result out of the run cache
-                        self.terminal.note(f"stage {name!r}: {moved} while it ran; it will run again")
-                        result.reasons.append(f"{moved} while it ran")
-                        entry.outs = ()
-                    elif not _persists(stage):
-                        self._journal.run_cache.append((fingerprint(entry, self._outs_key(stage)), list(outs)))
-                    self._ignore_outputs(stage)
-                    self.lock.set(name, entry)
-                    self._journal.lock = True
-                    if self._journal.worth_a_flush(outcome.duration) or _persists(stage) or not self.use_run_cache:
-                        self._journal.urgent = True  # a kill must not lose it: only quick stages wait
-                    if not moved:  # outputs made from inputs that changed under them are no lineage
-                        result.outs = {o.path: o.hash for o in outs}
-                        result.deps = {d.path: d.hash for d in entry.deps}
+            try:
+                moved = self._inputs_moved(stage, entry)
+            except ConveyorError as exc:
+                moved = f"its inputs could not be checked ({exc.message})"
+            entry.outs = outs
+            if moved:
+                # the stage may have read either version: record what it was decided on and no
+                # outputs (nothing vouches for them), so it shows stale and runs again, and keep
+                # this result out of the run cache
+                self.terminal.note(f"stage {name!r}: {moved} while it ran; it will run again")
+                result.reasons.append(f"{moved} while it ran")
+                entry.outs = ()
+            elif not _persists(stage):
+                self._journal.run_cache.append((fingerprint(entry, self._outs_key(stage)), list(outs)))
+            self._ignore_outputs(stage)
+            self.lock.set(name, entry)
+            self._journal.lock = True
+            if self._journal.worth_a_flush(outcome.duration) or _persists(stage) or not self.use_run_cache:
+                self._journal.urgent = True  # a kill must not lose it: only quick stages wait
+            if not moved:  # outputs made from inputs that changed under them are no lineage
+                result.outs = {o.path: o.hash for o in outs}
+                result.deps = {d.path: d.hash for d in entry.deps}
         self._emit(result, started_at)
         return result
 
     def _inputs_moved(self, stage: Stage, entry: LockEntry) -> str | None:
         """What changed among the stage's deps and params since it was decided, if anything."""
-        for dep in self.facts.deps(stage, strict=False):
+        recorded = {d.path: d for d in entry.deps}
+        for dep in self.facts.deps(stage, strict=False, fresh=True):
             path = dep if isinstance(dep, str) else dep.path
-            before = entry.dep(path)
+            before = recorded.get(path)
             if isinstance(dep, str) or before is None or before.hash != dep.hash:
                 return f"dependency {path} changed"
         params = self.facts.params(stage, strict=False)
@@ -749,10 +846,15 @@ class _Runner:
         with self.repo.odb.batch(durable=False) as batch:  # made durable by the next _flush
             for out in stage.outs:
                 path = self.ws.root / out.path
+                before = file_stamp(path)
                 snap = self.repo.snapshot(path, batch=batch)
                 if snap.digest is None:
                     raise MissingFileError(f"{out.path}: output vanished while it was stored", hint="run it again")
-                facts.append(Fact(out.path, snap.digest, snap.size, snap.kind, snap.files, out.cache, snap.executable))
+                fact = Fact(out.path, snap.digest, snap.size, snap.kind, snap.files, out.cache, snap.executable)
+                facts.append(fact)
+                if before is not None and snap.kind == "file" and file_stamp(path) == before:
+                    # unchanged while it was hashed: what depends on it is decided on this hash
+                    self.facts.remember(Fact(out.path, snap.digest, snap.size, executable=snap.executable), before)
         for fact in facts:
             if fact.kind == "dir":
                 self.repo.state.mark_stored(str(self.ws.root / fact.path), fact.hash)

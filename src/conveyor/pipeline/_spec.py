@@ -228,6 +228,7 @@ class _Builder:
         self._read_params = read_params
         self.vars: dict[str, Any] = {}
         self.inputs: list[str] = []  # every file read or looked for: the result depends on them
+        self._sources: dict[tuple[str, str], str | None] = {}
 
     def read_params(self, path: Path) -> Any:
         self.inputs.append(str(path))
@@ -630,7 +631,8 @@ class _Builder:
             if allow_outside:
                 return absolute
             raise self.error(path, f"{raw!r} is outside the workspace", "write outputs inside the workspace")
-        rel = os.path.relpath(absolute, self.root).replace(os.sep, "/")
+        root = str(self.root).rstrip(os.sep)
+        rel = "." if absolute == root else absolute[len(root) + 1 :].replace(os.sep, "/")  # inside, normalised
         first = rel.split("/", 1)[0]
         if rel == "." or first in (".git", CONVEYOR_DIR):
             raise self.error(path, f"{raw!r} is conveyor's or git's own folder", "name a path of the project")
@@ -755,12 +757,18 @@ class _Builder:
 
     def module_source(self, call: str, wdir_abs: str) -> str | None:
         module = call.split(":", 1)[0]
+        known = self._sources.get((module, wdir_abs), self)  # many stages call the same module
+        if known is not self:
+            return known  # type: ignore[return-value]
         base = os.path.join(wdir_abs, *module.split("."))
+        found = None  # an installed module: its version is part of the environment, not the workspace
         for candidate in (base + ".py", os.path.join(base, "__init__.py")):
             self.inputs.append(candidate)
             if os.path.isfile(candidate):
-                return os.path.relpath(candidate, self.root).replace(os.sep, "/")
-        return None  # an installed module: its version is part of the environment, not the workspace
+                found = os.path.relpath(candidate, self.root).replace(os.sep, "/")
+                break
+        self._sources[(module, wdir_abs)] = found
+        return found
 
 
 def _key_for(item: Any, index: int) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from conveyor.errors import ConveyorError
 
@@ -14,8 +14,7 @@ class SpecError(ConveyorError):
     exit_code = 2
 
 
-@dataclass(frozen=True)
-class Mark:
+class Mark(NamedTuple):  # a tuple: a pipeline of 5,000 stages makes 100,000 of them
     file: str
     line: int  # 1-based
     column: int  # 1-based
@@ -80,19 +79,33 @@ def _mark(node: Any, file: str) -> Mark:
     return Mark(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
+def _scalar(loader: Any, node: Any) -> Any:
+    """What ``construct_object`` gives a scalar node, without its bookkeeping (most nodes are scalars)."""
+    if node.tag == _STR:
+        return node.value
+    construct = loader.yaml_constructors.get(node.tag)
+    return construct(loader, node) if construct is not None else loader.construct_object(node, deep=True)
+
+
 def _build(
     loader: Any, node: Any, path: Path_, file: str, marks: dict[Path_, Mark], key_marks: dict[Path_, Mark]
 ) -> Any:
     import yaml
 
-    marks[path] = _mark(node, file)
+    start = node.start_mark
+    marks[path] = Mark(file, start.line + 1, start.column + 1)
+    if type(node) is yaml.ScalarNode:
+        return _scalar(loader, node)
     if isinstance(node, yaml.MappingNode):
         explicit = {id(k) for k, _v in node.value if k.tag != "tag:yaml.org,2002:merge"}
         loader.flatten_mapping(node)  # resolves '<<' merge keys: merged pairs come first
         result: dict[Any, Any] = {}
         merged: set[str] = set()
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _scalar(loader, key_node) if type(key_node) is yaml.ScalarNode else loader.construct_object(key_node)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 raise SpecError(f"{_mark(key_node, file)}: a key must be a plain value", hint="write key: value")
             key = str(key) if not isinstance(key, str) else key

@@ -197,10 +197,7 @@ class Database:
             raise self._too_new(current)
         self._upgrade()
 
-    def _upgrade(self) -> None:
-        from alembic import command
-        from alembic.config import Config
-
+    def _upgrade(self, *, migrate_from_scratch: bool = False) -> None:
         with self.transaction("upgrade the database") as conn:
             if self.backend == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
@@ -211,6 +208,21 @@ class Database:
                 raise self._too_new(current)
             if current is None:
                 _refuse_foreign_tables(conn, self.label)
+                if not migrate_from_scratch:
+                    # a new database gets the head schema at once, as the migrations would make it
+                    # (a test holds them equal), without importing Alembic: a first run starts sooner
+                    metadata.create_all(conn)
+                    conn.execute(
+                        sa.text(
+                            "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+                        )
+                    )
+                    conn.execute(sa.text("INSERT INTO alembic_version (version_num) VALUES (:head)"), {"head": HEAD})
+                    return
+            from alembic import command
+            from alembic.config import Config
+
             config = Config()
             config.set_main_option("script_location", str(Path(__file__).with_name("_migrations")))
             config.attributes["connection"] = conn

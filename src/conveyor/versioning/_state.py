@@ -112,13 +112,16 @@ class StateDB:
 
     def put_many(self, rows: Iterable[tuple[str, Stat, str]]) -> None:
         now = time.time_ns()
+        # a row recorded within RACY_NS of the file's mtime is never trusted (see _trusted): writing
+        # it would only cost a transaction, once per stage in a pipeline of small stages
+        settled = [(path, s.ino, s.mtime_ns, s.size, digest, now, s.ctime_ns) for path, s, digest in rows]
+        settled = [row for row in settled if now - row[2] > RACY_NS]
+        if not settled:
+            return
         conn = self.conn
         conn.execute("BEGIN")
         try:
-            conn.executemany(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                ((path, s.ino, s.mtime_ns, s.size, digest, now, s.ctime_ns) for path, s, digest in rows),
-            )
+            conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", settled)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
