@@ -19,9 +19,16 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.demo-installed
-	$(BIN)/python demo/demo.py
+	$(BIN)/python demo/demo.py $(if $(UI),--ui)
 
-test: $(VENV)/.test-installed
+# the browser tests drive Debian's chromium (never a browser Playwright downloads)
+$(VENV)/.chromium-installed: | $(BIN)/python
+	command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
+	touch $@
+
+test: $(VENV)/.test-installed $(VENV)/.chromium-installed
 	$(BIN)/ruff check src tests bench demo
 	$(BIN)/ruff format --check src tests bench demo
 	$(BIN)/mypy

@@ -1785,6 +1785,86 @@ def pull_request(t: Story) -> None:
     s.ok("the report: gates passed, 300 -> 400 trees, the metrics against main, ready to post with gh pr comment")
 
 
+def dashboard(t: Story, keep_up: bool) -> None:
+    """Act nine: ``conveyor ui`` on this project, its pages read back over HTTP."""
+    import socket
+
+    import httpx
+
+    s = t.s
+    s.heading(
+        "Act nine: the dashboard",
+        """
+        conveyor ui serves all of it in a browser, offline: the pipeline's DAG (live while a run
+        is in progress), the runs with their params and metrics, the checks and their reports,
+        the registry with each version's lineage and the audit history, what is deployed (with
+        promote and roll back behind a token), and the team's delivery metrics (DORA).
+        """,
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    token_file = s.root / "ui-token"
+    token_file.write_text(os.urandom(16).hex())
+    argv = ["ui", "--port", str(port), "--token-file", str(token_file)]
+    print(_style("  $ " + shell_join(["conveyor", *argv]) + " &", "1;36"))
+    s.commands += 1
+    server = subprocess.Popen(
+        [str(CONVEYOR), *argv], cwd=s.project, env=s.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(url + "/static/app.css", timeout=2)
+                break
+            except httpx.TransportError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    problem = server.stderr.read() if server.stderr else ""
+                    raise DemoFailure(f"conveyor ui did not start: {problem}") from None
+                time.sleep(0.1)
+        states = httpx.get(url + "/api/pipeline", timeout=30).json()["states"]
+        expect(set(STAGES) <= set(states), f"the dashboard's DAG should show every stage: {sorted(states)}")
+        s.show("pipeline: " + ", ".join(f"{name} {state}" for name, state in states.items()))
+        paths = ("/", "/runs", "/models", "/deployments", "/stats")
+        pages = {path: httpx.get(url + path, timeout=60) for path in paths}
+        broken = [path for path, answer in pages.items() if answer.status_code != 200]
+        expect(not broken, f"dashboard pages should answer: {broken}")
+        expect("wine" in pages["/models"].text, "the dashboard should list the wine model")
+        runs = re.search(r"<h1>Runs <small>(\d+)</small>", pages["/runs"].text)
+        expect(runs is not None and int(runs.group(1)) > 0, "the dashboard should list the recorded runs")
+        figures = {
+            name: re.sub(r"<[^>]+>", "", found.group(1)).strip()
+            for name in ("deploys-per-week", "lead-time", "failure-rate", "time-to-restore")
+            if (found := re.search(rf'id="{name}">(.*?)</p>', pages["/stats"].text, re.S))
+        }
+        expect(len(figures) == 4, f"the delivery page should show the four DORA figures: {figures}")
+        s.show(
+            f"runs recorded: {runs.group(1) if runs else '?'}; deployments per week {figures['deploys-per-week']}, "
+            f"lead time {figures['lead-time']}, change failure rate {figures['failure-rate']}, "
+            f"time to restore {figures['time-to-restore']}"
+        )
+        s.ok(f"the dashboard answered every page at {url}/ (DAG, runs, registry, deployments, DORA)")
+        if keep_up:
+            print()
+            print(_style(f"  The dashboard is up at {url}/ — actions need the token in {token_file}", "1"))
+            print("  Ctrl-C ends the demo.")
+            try:
+                server.wait()
+            except KeyboardInterrupt:
+                pass
+        else:
+            s.say(f"(it served at {url}/; make demo UI=1 keeps it up)")
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
 def summary(t: Story, remote: Remote, seconds: float, kept: Path | None) -> None:
     s = t.s
     pointers = sum(len((s.project / f"{rel}.cvy").read_bytes()) for rel in (WINE, SPLITS))
@@ -1816,6 +1896,7 @@ def summary(t: Story, remote: Remote, seconds: float, kept: Path | None) -> None
         "monitoring found drift in the live traffic and started a retraining delivery",
         "the pipeline ran again on a two-worker Dask cluster and reproduced every output byte for byte",
         "ci init wrote the CI workflow; report --md wrote the pull-request comment for a branch",
+        "the dashboard showed the DAG, the runs, the registry, the deployments and the DORA figures",
     ):
         print(f"  {CHECK} {line}")
     print()
@@ -1838,6 +1919,7 @@ def build_story(s: Session) -> Story:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--keep", action="store_true", help="keep the demo project and print where it is")
+    parser.add_argument("--ui", action="store_true", help="keep the dashboard up at the end, until Ctrl-C")
     args = parser.parse_args(argv)
     if not CONVEYOR.exists():
         print(f"DEMO FAILED: no conveyor command at {CONVEYOR}; run 'make demo' to install it", file=sys.stderr)
@@ -1874,6 +1956,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         delivery_loop(story)
         on_a_cluster(story)
         pull_request(story)
+        dashboard(story, args.ui)
         summary(story, remote, time.perf_counter() - started, root if args.keep else None)
     except DemoFailure as exc:
         failed = True

@@ -167,8 +167,22 @@ def render() -> str:
     parts.append(f"{_doc(serving)}\n")
     parts += _functions(serving, ("serve",))
     parts.append(f"{_doc(delivery)}\n")
-    parts += _functions(delivery, ("deliver", "watch", "monitor", "deploy_status", "deploy_promote", "deploy_rollback"))
-    for name in ("DeliveryReport", "Step", "MonitorReport", "DeployConfig", "MonitorConfig"):
+    parts += _functions(
+        delivery,
+        ("deliver", "watch", "monitor", "deploy_status", "deploy_promote", "deploy_rollback", "delivery_stats"),
+    )
+    for name in (
+        "DeliveryReport",
+        "Step",
+        "MonitorReport",
+        "DeployConfig",
+        "MonitorConfig",
+        "DeliveryStats",
+        "ModelStats",
+        "Figures",
+        "Bucket",
+        "Release",
+    ):
         obj = getattr(delivery, name)
         fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(obj))
         first = _doc(obj).splitlines()[0] if _doc(obj) and not _doc(obj).startswith(f"{name}(") else ""
@@ -178,6 +192,11 @@ def render() -> str:
     for obj in (RolloutSettings, Slo):
         fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(obj))
         parts.append(f"- **`{obj.__name__}`** (`deploy: rollout:`): {_doc(obj).splitlines()[0]} Fields: {fields}.")
+    parts.append("\n## The dashboard (`conveyor.ui`)\n")
+    import conveyor.ui as ui
+
+    parts.append(f"{_doc(ui)}\n")
+    parts += _functions(ui, ("serve_ui",))
     parts.append("\n## CI integration (`conveyor.ci`)\n")
     import conveyor.ci as ci
 

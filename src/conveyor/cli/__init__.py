@@ -25,6 +25,8 @@ from conveyor.cli._pipeline import register as _register_pipeline
 from conveyor.cli._remote import register as _register_remote
 from conveyor.cli._runs import register as _register_runs
 from conveyor.cli._serve import register as _register_serve
+from conveyor.cli._stats import register as _register_stats
+from conveyor.cli._ui import register as _register_ui
 from conveyor.cli._workspace import register as _register_workspace
 
 
@@ -61,7 +63,9 @@ _register_remote(cli)
 _register_model(cli)
 _register_serve(cli)
 _register_deliver(cli)
+_register_stats(cli)
 _register_ci(cli)
+_register_ui(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,6 +32,12 @@ _EXPORTS = {
     "DeployConfig": "_config",
     "MonitorConfig": "_config",
     "load_deploy_config": "_config",
+    "delivery_stats": "_dora",
+    "DeliveryStats": "_dora",
+    "ModelStats": "_dora",
+    "Figures": "_dora",
+    "Bucket": "_dora",
+    "Release": "_dora",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -49,6 +55,12 @@ if TYPE_CHECKING:
     from conveyor.delivery._deploy import deploy_promote as deploy_promote
     from conveyor.delivery._deploy import deploy_rollback as deploy_rollback
     from conveyor.delivery._deploy import deploy_status as deploy_status
+    from conveyor.delivery._dora import Bucket as Bucket
+    from conveyor.delivery._dora import DeliveryStats as DeliveryStats
+    from conveyor.delivery._dora import Figures as Figures
+    from conveyor.delivery._dora import ModelStats as ModelStats
+    from conveyor.delivery._dora import Release as Release
+    from conveyor.delivery._dora import delivery_stats as delivery_stats
     from conveyor.delivery._monitor import DriftAlarm as DriftAlarm
     from conveyor.delivery._monitor import MonitorReport as MonitorReport
     from conveyor.delivery._monitor import monitor as monitor

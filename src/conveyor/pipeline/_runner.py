@@ -35,6 +35,7 @@ from conveyor.pipeline._dag import Dag
 from conveyor.pipeline._executor import Loop, Outcome, StageProcess, Terminal
 from conveyor.pipeline._forkserver import ForkServer
 from conveyor.pipeline._freshness import Facts, Reason, file_stamp, same_value, stale_reasons
+from conveyor.pipeline._live import LivePublisher
 from conveyor.pipeline._lock import LOCK_FILE, Fact, Lock, LockEntry
 from conveyor.pipeline._runcache import RunCache, fingerprint
 from conveyor.pipeline._spec import Stage, load_pipeline
@@ -415,6 +416,7 @@ class _Runner:
         # local stages run on the loop, in this thread; the others (on a cluster) in threads of
         # their own, whose outcomes come back through `from_threads`
         loop = Loop()
+        live = LivePublisher(self.ws.conveyor_dir, self.run_id or "run")
         done: list[tuple[str, Outcome]] = []
         from_threads: SimpleQueue[tuple[str, Outcome]] = SimpleQueue()
         pool: ThreadPoolExecutor | None = None
@@ -456,6 +458,7 @@ class _Runner:
                 _priority, _seq, name, entry, reasons = heapq.heappop(queue)
                 proc = self._prepare(name, entry)
                 running[name] = (entry, reasons, time.time(), proc)
+                live.update(tuple(running))
                 if isinstance(proc, StageProcess):
                     proc.start(loop, functools.partial(lambda n, outcome: done.append((n, outcome)), name))
                 else:
@@ -504,6 +507,7 @@ class _Runner:
                     continue
                 if not done and from_threads.empty():
                     loop.run_once(self._journal.IDLE if self._journal.dirty else 0.2)
+                    live.flush()  # what changed since the last write, now that stages take a while
                 while not from_threads.empty():
                     done.append(from_threads.get())
                 now = time.monotonic()
@@ -528,6 +532,7 @@ class _Runner:
                         finished_ok(name)
                     settled.append((name, entry, reasons, outcome, started_at, outs))
                 done.clear()
+                live.update(tuple(running))
                 if all(outs is not None for *_rest, outs in settled):
                     self._held = []  # what is decided now is reported after these, as in pipeline order
                     decide_ready()
@@ -557,6 +562,7 @@ class _Runner:
             if pool is not None:
                 pool.shutdown(wait=True)  # stages on a cluster see the cancel and return
             loop.close()
+            live.close()
             if self.forkserver is not None:
                 self.forkserver.close()
                 self.forkserver = None

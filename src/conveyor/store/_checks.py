@@ -78,10 +78,22 @@ def checks_on(db: Database, hashes: set[str], *, roles: tuple[str, ...] = ROLES)
         return []
     results, inputs = t.check_results, t.check_inputs
     hit = sa.select(inputs.c.result_id).where(inputs.c.hash.in_(sorted(hashes)) & inputs.c.role.in_(roles))
+    return _results(db, sa.select(results).where(results.c.id.in_(hit)).order_by(results.c.recorded_at, results.c.id))
+
+
+def recent_checks(db: Database, *, limit: int = 50, offset: int = 0, run_id: str | None = None) -> list[CheckResultRow]:
+    """The latest recorded results (of run ``run_id``), newest first."""
+    results = t.check_results
+    query = sa.select(results)
+    if run_id is not None:
+        query = query.where(results.c.run_id == run_id)
+    return _results(db, query.order_by(results.c.recorded_at.desc(), results.c.id.desc()).limit(limit).offset(offset))
+
+
+def _results(db: Database, query: sa.Select[Any]) -> list[CheckResultRow]:
+    inputs = t.check_inputs
     with db.transaction("read check results", write=False) as conn:
-        rows = conn.execute(
-            sa.select(results).where(results.c.id.in_(hit)).order_by(results.c.recorded_at, results.c.id)
-        ).all()
+        rows = conn.execute(query).all()
         ids = [row.id for row in rows]
         found: dict[int, dict[str, tuple[str, str]]] = {i: {} for i in ids}
         if ids:

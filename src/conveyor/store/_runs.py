@@ -298,6 +298,78 @@ class RunStore:
             chosen = chosen.where(t.runs.c.status == status)
         return self._load(chosen.limit(limit).offset(offset))
 
+    def query_runs(
+        self,
+        *,
+        status: str | None = None,
+        search: str | None = None,
+        sort: str = "started",
+        descending: bool = True,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[RunRecord], int]:
+        """One page of runs and how many match: ``status``; ``search``, a prefix of the id or
+        commit or a part of the command; sorted by ``started``, ``duration``, ``status``,
+        ``metric:KEY`` or ``param:KEY`` (runs without that key last), then newest first."""
+        if status is not None:
+            _check_status(status, RUN_STATUSES, "run")
+        self._reap()
+        runs = t.runs
+        chosen = sa.select(runs.c.id)
+        if status is not None:
+            chosen = chosen.where(runs.c.status == status)
+        if search:
+            like = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            chosen = chosen.where(
+                runs.c.id.like(f"{like}%", escape="\\")
+                | runs.c.git_commit.like(f"{like}%", escape="\\")
+                | runs.c.command.like(f"%{like}%", escape="\\")
+            )
+        count = sa.select(sa.func.count()).select_from(chosen.subquery())
+        key: sa.ColumnElement[Any]
+        if sort == "started":
+            key = runs.c.started_at
+        elif sort == "duration":
+            key = runs.c.ended_at - runs.c.started_at
+        elif sort == "status":
+            key = runs.c.status
+        elif sort.startswith(("metric:", "param:")) and sort.split(":", 1)[1]:
+            kind, name = sort.split(":", 1)
+            table = t.run_metrics if kind == "metric" else t.run_params
+            chosen = chosen.outerjoin(table, (table.c.run_id == runs.c.id) & (table.c.key == name))
+            key = table.c.number if kind == "metric" else table.c.value
+        else:
+            raise UsageError(
+                f"runs: cannot sort by '{sort}'", hint="sort by started, duration, status, metric:KEY or param:KEY"
+            )
+        ordered = key.desc().nulls_last() if descending else key.asc().nulls_last()
+        chosen = chosen.order_by(ordered, runs.c.started_at.desc(), runs.c.id.desc())
+        with self.db.transaction("read the run store", write=False) as conn:
+            total = int(conn.execute(count).scalar_one())
+        return self._load(chosen.limit(limit).offset(offset)), total
+
+    def metric_keys(self) -> list[str]:
+        """Every metric key a run recorded a number for, sorted."""
+        metrics = t.run_metrics
+        query = sa.select(metrics.c.key).where(metrics.c.number.is_not(None)).distinct().order_by(metrics.c.key)
+        with self.db.transaction("read the run store", write=False) as conn:
+            return [str(row[0]) for row in conn.execute(query).all()]
+
+    def metric_series(self, key: str, *, limit: int = 2000) -> list[tuple[str, float, str | None, float]]:
+        """(run id, start time, commit, value) of the latest ``limit`` runs that recorded metric
+        ``key`` as a number, oldest first (one indexed query)."""
+        runs, metrics = t.runs, t.run_metrics
+        query = (
+            sa.select(runs.c.id, runs.c.started_at, runs.c.git_commit, metrics.c.number)
+            .join(metrics, metrics.c.run_id == runs.c.id)
+            .where((metrics.c.key == key) & metrics.c.number.is_not(None))
+            .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+            .limit(limit)
+        )
+        with self.db.transaction("read the run store", write=False) as conn:
+            rows = conn.execute(query).all()
+        return [(str(a), float(b), None if c is None else str(c), float(d)) for a, b, c, d in reversed(rows)]
+
     def count_runs(self, *, status: str | None = None) -> int:
         """How many runs are recorded (with ``status``, if given)."""
         query = sa.select(sa.func.count()).select_from(t.runs)
