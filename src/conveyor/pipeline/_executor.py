@@ -34,6 +34,7 @@ _BOOTSTRAP = (
     "getattr(importlib.import_module(module), function)(**kwargs)\n"
 )
 KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL
+_LOG_DIRS: set[Path] = set()  # log folders made by this process
 _MAX_DELAY = 60.0
 
 
@@ -239,8 +240,15 @@ class StageProcess:
         self._on_done = on_done
         self._started = time.monotonic()
         try:
-            os.makedirs(self.log_path.parent, exist_ok=True)
-            self._log = open(self.log_path, "wb")  # noqa: SIM115  (closed when the stage ends)
+            try:
+                if self.log_path.parent not in _LOG_DIRS:
+                    os.makedirs(self.log_path.parent, exist_ok=True)
+                    _LOG_DIRS.add(self.log_path.parent)
+                self._log = open(self.log_path, "wb")  # noqa: SIM115  (closed when the stage ends)
+            except FileNotFoundError:  # its folder was removed since this process made it
+                _LOG_DIRS.discard(self.log_path.parent)
+                os.makedirs(self.log_path.parent, exist_ok=True)
+                self._log = open(self.log_path, "wb")  # noqa: SIM115
         except OSError as exc:
             self._finish(Outcome(False, 0, 0.0, error=f"cannot write its log {self.log_path}: {exc.strerror}"))
             return

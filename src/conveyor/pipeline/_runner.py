@@ -853,7 +853,8 @@ class _Runner:
             for out in stage.outs:
                 path = self.ws.root / out.path
                 before = file_stamp(path)
-                snap = self.repo.snapshot(path, batch=batch)
+                # a non-persistent output was removed before the stage ran: it is new
+                snap = self.repo.snapshot(path, batch=batch, new_file=not out.persist)
                 if snap.digest is None:
                     raise MissingFileError(f"{out.path}: output vanished while it was stored", hint="run it again")
                 fact = Fact(out.path, snap.digest, snap.size, snap.kind, snap.files, out.cache, snap.executable)

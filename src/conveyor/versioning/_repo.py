@@ -269,11 +269,13 @@ class Repo:
         batch: ObjectBatch | None = None,
         need_manifest: bool = False,
         skip_pointers: bool = False,
+        new_file: bool = False,
     ) -> Snapshot:
         """The content at ``target`` now; with ``batch``, its objects are stored too.
 
         A folder holding pointer files is refused (it would be tracked twice) unless
-        ``skip_pointers``, which leaves them out (a pipeline dependency).
+        ``skip_pointers``, which leaves them out (a pipeline dependency). ``new_file``: a file
+        just written (a stage's output), which the state database cannot know yet.
         """
         try:
             st = os.stat(target)
@@ -282,7 +284,7 @@ class Repo:
         if stat_mod.S_ISDIR(st.st_mode):
             return self._snapshot_dir(target, batch=batch, need_manifest=need_manifest, skip_pointers=skip_pointers)
         path = str(target)
-        digest = self.state.get(path, Stat.of(st))
+        digest = None if new_file else self.state.get(path, Stat.of(st))
         trusted = digest is not None
         if batch is not None:
             digest, size = batch.add_file(path, known_digest=digest, size=st.st_size)

@@ -65,6 +65,9 @@ class StateDB:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
+        # rows this process found trusted, by path: asked again with the same stat data (a
+        # pipeline's shared deps are looked up once per stage), the answer is the same
+        self._trusted_rows: dict[str, tuple[Stat, str]] = {}
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -103,11 +106,17 @@ class StateDB:
         return row_stat == st and recorded_ns - st.mtime_ns > RACY_NS
 
     def get(self, path: str, st: Stat) -> str | None:
+        known = self._trusted_rows.get(path)
+        if known is not None and known[0] == st:
+            return known[1]
         row = self.conn.execute(
             "SELECT ino, mtime_ns, size, digest, recorded_ns, ctime_ns FROM files WHERE path = ?", (path,)
         ).fetchone()
         if row is None or not self._trusted(Stat(row[0], row[1], row[2], row[5]), st, row[4]):
             return None
+        if len(self._trusted_rows) >= 100_000:
+            self._trusted_rows.clear()
+        self._trusted_rows[path] = (st, str(row[3]))
         return str(row[3])
 
     def put_many(self, rows: Iterable[tuple[str, Stat, str]]) -> None:
@@ -116,6 +125,8 @@ class StateDB:
         # it would only cost a transaction, once per stage in a pipeline of small stages
         settled = [(path, s.ino, s.mtime_ns, s.size, digest, now, s.ctime_ns) for path, s, digest in rows]
         settled = [row for row in settled if now - row[2] > RACY_NS]
+        for row in settled:
+            self._trusted_rows.pop(row[0], None)
         if not settled:
             return
         conn = self.conn
@@ -128,6 +139,9 @@ class StateDB:
             raise
 
     def forget(self, paths: Iterable[str]) -> None:
+        paths = list(paths)
+        for path in paths:
+            self._trusted_rows.pop(path, None)
         self.conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in paths))
 
     # -- trees ---------------------------------------------------------------------------
