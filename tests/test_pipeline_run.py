@@ -1160,3 +1160,34 @@ def test_bad_resources_are_one_line_with_their_place(project: Project, resources
     write_pipeline(project, f"stages:\n  s:\n    cmd: echo\n    resources: {resources}\n")
     result = project.run("run")
     assert result.code == 2 and "conveyor.yaml:4:" in result.err and message in result.err, result
+
+
+def test_the_live_view_of_a_run_is_written_at_most_five_times_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.pipeline import _live
+
+    writes: list[str] = []
+    real = _live._fs.atomic_write_text
+
+    def counted(path: Path, text: str, **kwargs: Any) -> None:
+        if Path(path).name == "run.json":
+            writes.append(text)
+        real(path, text, **kwargs)
+
+    monkeypatch.setattr(_live._fs, "atomic_write_text", counted)
+    publisher = _live.LivePublisher(tmp_path, "run-1")
+    started = time.monotonic()
+    for i in range(2000):  # a run of quick stages: the running set changes all the time
+        publisher.update((f"stage{i}",))
+        publisher.flush()
+    elapsed = time.monotonic() - started
+    assert 1 <= len(writes) <= 1 + elapsed / _live.MIN_GAP
+    seen = _live.live_run(tmp_path)
+    assert seen is not None and seen.run_id == "run-1" and seen.pid == os.getpid()
+    time.sleep(_live.MIN_GAP)
+    publisher.flush()  # the last change reaches the file once the gap has passed
+    seen = _live.live_run(tmp_path)
+    assert seen is not None and seen.running == ("stage1999",)
+    publisher.close()
+    assert _live.live_run(tmp_path) is None

@@ -236,3 +236,33 @@ def test_away_from_loopback_every_page_needs_the_token(project: Project) -> None
             assert client.get("/models").status_code == 200  # the cookie now
     finally:
         stop(proc)
+
+
+def test_the_runs_page_pages_through_thousands_of_runs(project: Project) -> None:
+    from conveyor.store import RunStore
+    from conveyor.store._records import RunRecord
+
+    count, t0 = 2500, 1_700_000_000.0
+    with RunStore.open(Workspace.find(project.root)) as store:
+        for i in range(count):
+            run_id = f"20231114-{i:06d}-{i % 997:06x}"
+            store.start_run(RunRecord(id=run_id, started_at=t0 + i, params={"lr": i % 7}, command="conveyor run"))
+            store.finish_run(run_id, status="succeeded", ended_at=t0 + i + 1, metrics={"acc": (i * 37 % 1000) / 1000})
+    proc, url = start_ui(project)
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            first = client.get("/runs").text
+            assert f"<small>{count}</small>" in first and "Page 1 of 50" in first
+            assert len(re.findall(r'<tr data-run="', first)) == 50
+            assert f"20231114-{count - 1:06d}" in first  # newest first
+            last = client.get("/runs", params={"page": 50}).text
+            assert len(re.findall(r'<tr data-run="', last)) == 50 and "20231114-000000-" in last
+            best = client.get("/runs", params={"sort": "metric:acc", "dir": "desc"}).text
+            values = [float(v) for v in re.findall(r'<td class="num">([0-9.]+)</td>', best)]
+            assert values == sorted(values, reverse=True) and values[0] == 0.999
+            one = client.get("/runs", params={"q": "20231114-001234"}).text
+            assert len(re.findall(r'<tr data-run="', one)) == 1
+            chart = client.get("/metrics", params={"key": "acc"}).text
+            assert chart.count("<circle") == 2000  # the latest 2,000 points, one indexed query
+    finally:
+        stop(proc)

@@ -44,13 +44,13 @@ class LivePublisher:
 
     def update(self, running: tuple[str, ...]) -> None:
         self._pending = running
-        if time.monotonic() - self._last >= MIN_GAP:
-            self.flush()
+        self.flush()
 
     def flush(self) -> None:
-        """Write what :meth:`update` was last given, if it is not on disk yet."""
+        """Write what :meth:`update` was last given, if it is not on disk yet and the last write
+        was :data:`MIN_GAP` ago or more (a run of many quick stages writes five times a second)."""
         running = self._pending
-        if running is None or running == self._written:
+        if running is None or running == self._written or time.monotonic() - self._last < MIN_GAP:
             return
         try:
             if self._path is None:
