@@ -30,7 +30,8 @@ from typing import Any, NamedTuple
 
 from blake3 import blake3
 
-RACY_NS = 2_000_000_000  # coarser than any common filesystem's timestamp granularity
+RACY_NS = 2_000_000_000
+_PRELOAD_AFTER = 256  # single-file lookups before the files table is read whole  # coarser than any common filesystem's timestamp granularity
 _VERSION = 7  # bump when the tables change: the state is only a cache, so it is rebuilt
 
 _SCHEMA = """
@@ -68,6 +69,8 @@ class StateDB:
         # rows this process found trusted, by path: asked again with the same stat data (a
         # pipeline's shared deps are looked up once per stage), the answer is the same
         self._trusted_rows: dict[str, tuple[Stat, str]] = {}
+        self._lookups = 0
+        self._table: dict[str, tuple[Any, ...]] | None = None  # the files table, once read whole
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -109,9 +112,24 @@ class StateDB:
         known = self._trusted_rows.get(path)
         if known is not None and known[0] == st:
             return known[1]
-        row = self.conn.execute(
-            "SELECT ino, mtime_ns, size, digest, recorded_ns, ctime_ns FROM files WHERE path = ?", (path,)
-        ).fetchone()
+        if self._table is None:
+            self._lookups += 1
+            if self._lookups == _PRELOAD_AFTER:
+                # a command asking for this many files asks for many more (a pipeline of
+                # thousands of stages): one read of the table beats a query per file
+                self._table = {
+                    row[0]: row[1:]
+                    for row in self.conn.execute(
+                        "SELECT path, ino, mtime_ns, size, digest, recorded_ns, ctime_ns FROM files"
+                    )
+                }
+        if self._table is not None:
+            found = self._table.get(path)
+            row = found
+        else:
+            row = self.conn.execute(
+                "SELECT ino, mtime_ns, size, digest, recorded_ns, ctime_ns FROM files WHERE path = ?", (path,)
+            ).fetchone()
         if row is None or not self._trusted(Stat(row[0], row[1], row[2], row[5]), st, row[4]):
             return None
         if len(self._trusted_rows) >= 100_000:
@@ -127,6 +145,8 @@ class StateDB:
         settled = [row for row in settled if now - row[2] > RACY_NS]
         for row in settled:
             self._trusted_rows.pop(row[0], None)
+            if self._table is not None:
+                self._table[row[0]] = row[1:]
         if not settled:
             return
         conn = self.conn
@@ -142,6 +162,8 @@ class StateDB:
         paths = list(paths)
         for path in paths:
             self._trusted_rows.pop(path, None)
+            if self._table is not None:
+                self._table.pop(path, None)
         self.conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in paths))
 
     # -- trees ---------------------------------------------------------------------------
