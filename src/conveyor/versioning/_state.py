@@ -30,8 +30,8 @@ from typing import Any, NamedTuple
 
 from blake3 import blake3
 
-RACY_NS = 2_000_000_000
-_PRELOAD_AFTER = 256  # single-file lookups before the files table is read whole  # coarser than any common filesystem's timestamp granularity
+RACY_NS = 2_000_000_000  # coarser than any common filesystem's timestamp granularity
+_PRELOAD_AFTER = 256  # single-file lookups before the files table is read whole
 _VERSION = 7  # bump when the tables change: the state is only a cache, so it is rebuilt
 
 _SCHEMA = """
