@@ -640,6 +640,10 @@ def test_ctrl_c_stops_the_stage_keeps_finished_work_and_the_next_run_continues(
 
 def test_sigkill_mid_run_leaves_a_readable_lock(slow_run: tuple[Project, subprocess.Popen[str]]) -> None:
     project, proc = slow_run
+    # a quick stage is recorded within a fraction of a second (the journal's idle flush, while
+    # the slow one runs): a SIGKILL after that keeps it
+    lock_file = project.root / "conveyor.lock"
+    assert wait_until(lambda: lock_file.exists() and "first" in lock_file.read_text(), 5)
     proc.kill()
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL

@@ -896,7 +896,7 @@ class _Journal:
     a stage that took ten times a flush, or a stage that cannot be restored from the run
     cache, is flushed at once; quick stages together, every ``MIN_GAP`` seconds or more, and
     whenever no stage finished for ``IDLE`` seconds. A kill loses only quick stages' work,
-    which the run cache then restores.
+    which the next run runs again.
     """
 
     MIN_GAP = 0.02
