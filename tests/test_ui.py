@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -266,3 +267,37 @@ def test_the_runs_page_pages_through_thousands_of_runs(project: Project) -> None
             assert chart.count("<circle") == 2000  # the latest 2,000 points, one indexed query
     finally:
         stop(proc)
+
+
+def test_the_deployments_page_shows_the_canary_window_of_a_real_server(tmp_path: Path) -> None:
+    from test_serving_rollout import FEATURES, GOOD, OTHER, register, start, workspace
+
+    root = workspace(tmp_path)
+    register(root, GOOD, promote="production")
+    server = start(root, "--window", "40", "--canary-share", "0.5")
+    try:
+        (root / "conveyor.yaml").write_text(
+            f"deploy:\n  model: iris\n  artifact: model.skops\n  server: {server.url}\n", encoding="utf-8"
+        )
+        register(root, OTHER, promote="canary")
+        deadline = time.monotonic() + 30
+        while server.status().get("candidate") != "iris:2" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        rows = FEATURES.head(3).to_dict(orient="records")
+        for _ in range(10):
+            httpx.post(f"{server.url}/invocations", json={"dataframe_records": rows}, timeout=10).raise_for_status()
+        judged = int(server.status()["window"]["requests"])  # type: ignore[index]
+        assert judged > 0
+        project = Project(root, None)  # type: ignore[arg-type]
+        proc, url = start_ui(project)
+        try:
+            page = httpx.get(url + "/deployments", timeout=30).text
+        finally:
+            stop(proc)
+        assert '<strong class="server-primary">iris:1</strong>' in page
+        assert '<strong class="canary-version">iris:2</strong>' in page
+        window = re.search(r'<span class="canary-window">(\d+) of 40 requests judged, (\d+) errors', page)
+        assert window is not None and int(window.group(1)) >= judged and window.group(2) == "0"
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=30)
