@@ -301,3 +301,14 @@ def test_the_deployments_page_shows_the_canary_window_of_a_real_server(tmp_path:
     finally:
         server.process.terminate()
         server.process.wait(timeout=30)
+
+
+def test_a_bad_token_file_is_one_line_and_starts_nothing(project: Project, tmp_path: Path) -> None:
+    missing = project.cvy("ui", "--token-file", str(tmp_path / "nope"))
+    assert missing.code != 0 and "Traceback" not in missing.err
+    assert "token file" in missing.err and "nope" in missing.err and len(missing.err.strip().splitlines()) <= 2
+    short = tmp_path / "short"
+    short.write_text("abc")
+    result = project.cvy("ui", "--token-file", str(short))
+    assert result.code != 0 and "Traceback" not in result.err
+    assert "shorter than 16 characters" in result.err
