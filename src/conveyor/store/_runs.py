@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from conveyor.store._db import Database
     from conveyor.workspace import Workspace
 
+_IN_LIST_LIMIT = 500  # ids passed as values to an IN: well under every backend's limit of bound parameters
+
 # -- values ----------------------------------------------------------------------------------
 
 
@@ -350,19 +352,38 @@ class RunStore:
 
     def metric_keys(self) -> list[str]:
         """Every metric key a run recorded a number for, sorted."""
-        metrics = t.run_metrics
-        query = sa.select(metrics.c.key).where(metrics.c.number.is_not(None)).distinct().order_by(metrics.c.key)
+        # Jump from key to key along the (key, number) index: one index search per key, where a DISTINCT
+        # reads the whole index (every metric of every run).
+        metrics, later = t.run_metrics, t.run_metrics.alias("later")
+        keys = (
+            sa.select(sa.func.min(metrics.c.key).label("key"))
+            .where(metrics.c.number.is_not(None))
+            .cte("metric_keys", recursive=True)
+        )
+        following = (
+            sa.select(sa.func.min(later.c.key))
+            .where((later.c.key > keys.c.key) & later.c.number.is_not(None))
+            .scalar_subquery()
+        )
+        keys = keys.union_all(sa.select(following).where(keys.c.key.is_not(None)))
+        query = sa.select(keys.c.key).where(keys.c.key.is_not(None))
         with self.db.transaction("read the run store", write=False) as conn:
-            return [str(row[0]) for row in conn.execute(query).all()]
+            return sorted(str(row[0]) for row in conn.execute(query).all())
 
     def metric_series(self, key: str, *, limit: int = 2000) -> list[tuple[str, float, str | None, float]]:
         """(run id, start time, commit, value) of the latest ``limit`` runs that recorded metric
         ``key`` as a number, oldest first (one indexed query)."""
         runs, metrics = t.runs, t.run_metrics
+        # Newest runs first along the started_at index, each run's value looked up by its primary key, until
+        # ``limit`` have one. (A join lets SQLite start from every run with the key, then sort them all.)
+        number = (
+            sa.select(metrics.c.number)
+            .where((metrics.c.run_id == runs.c.id) & (metrics.c.key == key))
+            .scalar_subquery()
+        )
         query = (
-            sa.select(runs.c.id, runs.c.started_at, runs.c.git_commit, metrics.c.number)
-            .join(metrics, metrics.c.run_id == runs.c.id)
-            .where((metrics.c.key == key) & metrics.c.number.is_not(None))
+            sa.select(runs.c.id, runs.c.started_at, runs.c.git_commit, number)
+            .where(number.is_not(None))
             .order_by(runs.c.started_at.desc(), runs.c.id.desc())
             .limit(limit)
         )
@@ -433,7 +454,9 @@ class RunStore:
             order = [str(row[0]) for row in conn.execute(chosen).all()]
             if not order:
                 return []
-            ids = sa.select(chosen.subquery().c.id)  # the same runs, for the IN of each table below
+            # A page of ids goes into the IN of each table below as values: re-running a sorted, joined
+            # ``chosen`` once per table costs a sort of every run each time. Longer lists use it as a subquery.
+            ids: Any = order if len(order) <= _IN_LIST_LIMIT else sa.select(chosen.subquery().c.id)
             rows = conn.execute(
                 sa.select(
                     runs.c.id,
