@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint bench bench-versioning bench-pipeline bench-remote bench-checks bench-registry bench-serving bench-workflow clean
+.PHONY: demo test lint bench bench-versioning bench-pipeline bench-remote bench-checks bench-registry bench-serving bench-workflow bench-ui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,10 @@ bench-serving: $(VENV)/.test-installed
 # conveyor's scheduler against Luigi 3.x's local scheduler (bench/.venv-luigi, installed on first use)
 bench-workflow: $(VENV)/.demo-installed
 	$(BIN)/python bench/bench_workflow.py $(BENCH_WORKFLOW_ARGS)
+
+# conveyor ui against MLflow's tracking server and UI (full mlflow in bench/.venv-mlflow-ui), in headless chromium
+bench-ui: $(VENV)/.test-installed $(VENV)/.chromium-installed
+	$(BIN)/python bench/bench_ui.py $(BENCH_UI_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
