@@ -150,13 +150,17 @@ def render() -> str:
         "judge",
         "artifact_path",
         "load",
+        "environment_of",
+        "record_bundle",
+        "bundles",
+        "find_bundle",
     )
     for meth in methods:
         func = getattr(reg, meth)
         signature = str(inspect.signature(func)).replace("'", "")
         parts.append(f"- `Registry.{meth}{signature}`: {_doc(func).splitlines()[0] if _doc(func) else ''}")
     parts.append("")
-    for name in ("ModelVersion", "ModelInfo", "AliasMove", "CheckRecord", "Lineage", "Signature"):
+    for name in ("ModelVersion", "ModelInfo", "AliasMove", "CheckRecord", "Lineage", "Signature", "BundleRecord"):
         obj = getattr(registry, name)
         fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(obj))
         parts.append(f"- **`conveyor.registry.{name}`**: {_doc(obj).splitlines()[0]} Fields: {fields}.")
@@ -177,6 +181,7 @@ def render() -> str:
         "MonitorReport",
         "DeployConfig",
         "MonitorConfig",
+        "BundleConfig",
         "DeliveryStats",
         "ModelStats",
         "Figures",
@@ -192,6 +197,13 @@ def render() -> str:
     for obj in (RolloutSettings, Slo):
         fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(obj))
         parts.append(f"- **`{obj.__name__}`** (`deploy: rollout:`): {_doc(obj).splitlines()[0]} Fields: {fields}.")
+    parts.append("\n## Bundles (`conveyor.build`)\n")
+    import conveyor.build as build
+
+    parts.append(f"{_doc(build)}\n")
+    parts += _functions(build, ("build_bundle", "serve_bundle"))
+    fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(build.Bundle))
+    parts.append(f"- **`conveyor.build.Bundle`**: {_doc(build.Bundle).splitlines()[0]} Fields: {fields}.")
     parts.append("\n## The dashboard (`conveyor.ui`)\n")
     import conveyor.ui as ui
 

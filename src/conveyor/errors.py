@@ -139,6 +139,12 @@ class ModelError(ConveyorError):
     exit_code = 65
 
 
+class EnvironmentMismatchError(ModelError):
+    """A model would be loaded under package versions known to break loading it."""
+
+    exit_code = 78  # EX_CONFIG
+
+
 class GateFailedError(ConveyorError):
     """A check suite's condition failed, or a check could not run: the gate is closed."""
 

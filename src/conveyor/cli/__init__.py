@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import click
 
 from conveyor import __version__
+from conveyor.cli._build import register as _register_build
 from conveyor.cli._check import register as _register_check
 from conveyor.cli._ci import register as _register_ci
 from conveyor.cli._data import register as _register_data
@@ -62,6 +63,7 @@ _register_check(cli)
 _register_remote(cli)
 _register_model(cli)
 _register_serve(cli)
+_register_build(cli)
 _register_deliver(cli)
 _register_stats(cli)
 _register_ci(cli)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from conveyor.registry import AliasMove, ModelVersion, Registry
+    from conveyor.registry import AliasMove, BundleRecord, ModelVersion, Registry
 
 
 def register(cli: click.Group) -> None:
@@ -146,6 +146,8 @@ def show_cmd(ref: str, as_json: bool) -> None:
                 return
             for line in version_lines(version):
                 click.echo(line)
+            for line in bundle_lines(registry.bundles(version)):
+                click.echo(line)
             return
         info = registry.model(ref)
         versions = registry.versions(ref)
@@ -169,6 +171,46 @@ def show_cmd(ref: str, as_json: bool) -> None:
         for v in versions
     ]
     for line in format_table(["VERSION", "ALIASES", "FLAVOR", "ARTIFACT", "RUN", "CHECKS", "CREATED", "BY"], rows):
+        click.echo(line)
+
+
+def bundle_lines(bundles: list[BundleRecord]) -> list[str]:
+    from conveyor.store._report import format_time
+
+    if not bundles:
+        return []
+    lines = ["  bundles:"]
+    for bundle in bundles:
+        image = bundle.options.get("image")
+        lines.append(
+            f"    sha256:{bundle.sha256}  {bundle.size:,} bytes, built {format_time(bundle.built_at)} by "
+            f"{bundle.built_by}" + (f", image {image}" if image else "")
+        )
+    return lines
+
+
+@model_group.command("trace")
+@click.argument("bundle", metavar="ARCHIVE|SHA256")
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+def trace_cmd(bundle: str, as_json: bool) -> None:
+    """Trace a deployed bundle (its .tar.gz, or its SHA-256) back to its version, and from there
+    to its run, commit, data and checks."""
+    import hashlib
+    from pathlib import Path
+
+    digest = bundle
+    path = Path(bundle)
+    if path.is_file():
+        with path.open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    with _open(create=False) as registry:
+        record = registry.find_bundle(digest)
+        version = registry.get(record.ref)
+    if as_json:
+        click.echo(json.dumps({"bundle": record.to_json(), "version": version.to_json()}, indent=2))
+        return
+    click.echo(f"bundle sha256:{record.sha256} was built from {record.ref}")
+    for line in version_lines(version):
         click.echo(line)
 
 

@@ -33,7 +33,12 @@ def _token(path: str | None, what: str) -> str | None:
 
 
 @click.command("serve")
-@click.argument("ref", metavar="NAME@ALIAS|NAME:VERSION")
+@click.argument("ref", metavar="NAME@ALIAS|NAME:VERSION", required=False)
+@click.option(
+    "--bundle",
+    type=click.Path(file_okay=False),
+    help="Serve the bundle in this folder ('conveyor build'), with no registry or workspace.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="The port.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
@@ -53,8 +58,14 @@ def _token(path: str | None, what: str) -> str | None:
 @click.option("--no-access-log", is_flag=True, help="No access log.")
 @click.option("--admin-token-file", type=click.Path(dir_okay=False), help="Token the admin endpoints require.")
 @click.option("--predict-token-file", type=click.Path(dir_okay=False), help="Token prediction endpoints require.")
+@click.option(
+    "--allow-env-mismatch",
+    is_flag=True,
+    help="Serve (with a warning) a version trained with other versions of the packages it loads with.",
+)
 def serve_cmd(
-    ref: str,
+    ref: str | None,
+    bundle: str | None,
     host: str,
     port: int,
     workers: int,
@@ -74,6 +85,7 @@ def serve_cmd(
     no_access_log: bool,
     admin_token_file: str | None,
     predict_token_file: str | None,
+    allow_env_mismatch: bool,
 ) -> None:
     """Serve a registered model over HTTP: Open Inference Protocol v2 (/v2/...) and MLflow's
     scoring protocol (/invocations), every request checked against the model's signature.
@@ -82,6 +94,40 @@ def serve_cmd(
     swapped in without failing a request. A version on the candidate alias (canary) is tried
     on live traffic and promoted, or rolled back when it breaks its objectives.
     """
+    from conveyor.errors import UsageError
+
+    environment = "warn" if allow_env_mismatch else "refuse"
+    if (ref is None) == (bundle is None):
+        raise UsageError(
+            "serve needs a registered version or a bundle, not both"
+            if ref
+            else "serve needs a registered version or --bundle DIR",
+            hint="conveyor serve iris@production, or conveyor serve --bundle bundles/iris-3",
+        )
+    if bundle is not None:
+        from conveyor.build import serve_bundle
+
+        ignored = [o for o, v in (("--workers", workers != 1), ("--mode", mode), ("--log-dir", log_dir)) if v]
+        if ignored:
+            raise UsageError(
+                f"{', '.join(ignored)} cannot be used with --bundle: a bundle serves one version in one process",
+                hint="scale it with replicas (k8s/hpa.yaml)",
+            )
+        serve_bundle(
+            bundle,
+            host=host,
+            port=port,
+            max_body=max_body,
+            access_log=None if no_access_log else access_log,
+            admin_token=_token(admin_token_file, "admin"),
+            predict_token=_token(predict_token_file, "prediction"),
+            environment=environment,
+            on_ready=lambda: click.echo(
+                f"serving the bundle {bundle} on http://{host}:{port} (Ctrl-C stops)", err=True
+            ),
+        )
+        return
+    assert ref is not None
     from conveyor.delivery._config import load_deploy_config
     from conveyor.serving import serve
     from conveyor.workspace import Workspace
@@ -124,6 +170,7 @@ def serve_cmd(
         predict_token=_token(predict_token_file, "prediction"),
         workspace=ws,
         on_ready=lambda: click.echo(f"serving {ref} on http://{host}:{port} (Ctrl-C stops)", err=True),
+        environment=environment,
     )
 
 

@@ -31,6 +31,7 @@ _EXPORTS = {
     "ServerError": "_deploy",
     "DeployConfig": "_config",
     "MonitorConfig": "_config",
+    "BundleConfig": "_config",
     "load_deploy_config": "_config",
     "delivery_stats": "_dora",
     "DeliveryStats": "_dora",
@@ -43,6 +44,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from conveyor.delivery._config import BundleConfig as BundleConfig
     from conveyor.delivery._config import DeployConfig as DeployConfig
     from conveyor.delivery._config import MonitorConfig as MonitorConfig
     from conveyor.delivery._config import load_deploy_config as load_deploy_config

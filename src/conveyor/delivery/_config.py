@@ -24,7 +24,8 @@ from typing import Any
 from conveyor.errors import ConveyorError
 from conveyor.serving._rollout import MODES, RolloutSettings, Slo
 
-_FIELDS = ("model", "artifact", "alias", "staging", "server", "rollout", "monitor")
+_FIELDS = ("model", "artifact", "alias", "staging", "server", "rollout", "monitor", "bundle")
+_BUNDLE_FIELDS = ("dir", "image", "base_image")
 _ROLLOUT_FIELDS = (
     "mode",
     "share",
@@ -37,6 +38,17 @@ _ROLLOUT_FIELDS = (
     "timeout",
 )
 _MONITOR_FIELDS = ("reference", "logs", "label", "max_drift_share", "min_rows", "retrain")
+
+
+@dataclass(frozen=True)
+class BundleConfig:
+    """``deploy: bundle:``: where deliver builds the bundle of each version it promotes (``false``: it
+    builds none)."""
+
+    enabled: bool = True
+    dir: str = "bundles"  # relative to the workspace; each version in DIR/NAME-VERSION
+    image: str | None = None  # the manifests' image; {version} is replaced (default NAME:vVERSION)
+    base_image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,7 @@ class DeployConfig:
     rollout: RolloutSettings = field(default_factory=RolloutSettings)
     timeout: float = 300.0  # seconds deliver waits for a rollout's verdict
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    bundle: BundleConfig = field(default_factory=BundleConfig)
 
 
 def load_deploy_config(root: Path) -> DeployConfig:
@@ -135,6 +148,17 @@ def load_deploy_config(root: Path) -> DeployConfig:
         min_rows=int(typed(monitor_doc.get("min_rows", 100), (*m, "min_rows"), int, "100")),
         retrain=typed(monitor_doc.get("retrain", True), (*m, "retrain"), bool, "true"),
     )
+    bundle_doc = deploy.get("bundle", True)
+    b = ("deploy", "bundle")
+    if isinstance(bundle_doc, bool):
+        bundle = BundleConfig(enabled=bundle_doc)
+    else:
+        bundle_doc = mapping(bundle_doc if bundle_doc is not None else {}, b, _BUNDLE_FIELDS)
+        bundle = BundleConfig(
+            dir=typed(bundle_doc.get("dir", "bundles"), (*b, "dir"), str, "bundles"),
+            image=typed(bundle_doc.get("image"), (*b, "image"), str, "registry.example.com/iris:v{version}"),
+            base_image=typed(bundle_doc.get("base_image"), (*b, "base_image"), str, "python:3.11-slim"),
+        )
     return DeployConfig(
         model=text_fields["model"],
         artifact=text_fields["artifact"],
@@ -144,4 +168,5 @@ def load_deploy_config(root: Path) -> DeployConfig:
         rollout=rollout,
         timeout=timeout,
         monitor=monitor,
+        bundle=bundle,
     )

@@ -29,7 +29,7 @@ OUTCOMES = ("released", "unchanged", "stopped", "rolled-back")
 
 @dataclass
 class Step:
-    name: str  # pull, run, register, staging, rollout, production
+    name: str  # pull, run, register, staging, build, rollout, production
     status: str  # ok, skipped, failed
     detail: str
     seconds: float = 0.0
@@ -45,6 +45,7 @@ class DeliveryReport:
     version: str | None = None  # the version delivered (NAME:N)
     outcome: str = "stopped"
     run_id: str | None = None
+    bundle: str | None = None  # the folder of the version's bundle, when built
 
     @property
     def ok(self) -> bool:
@@ -56,6 +57,7 @@ class DeliveryReport:
             "version": self.version,
             "outcome": self.outcome,
             "run_id": self.run_id,
+            "bundle": self.bundle,
             "steps": [s.to_json() for s in self.steps],
         }
 
@@ -120,6 +122,7 @@ def deliver(
         if version is None:
             return report
         _promote(registry, version, config.staging, reason or "delivered", timer, report, step="staging")
+        _build(ws, version, config, timer, report)
         url = server or config.server
         serving = registry.aliases(model).get(config.alias)
         if url is not None and serving is not None and _answers(url):
@@ -290,6 +293,28 @@ def _promote(
     except ConveyorError as exc:
         raise timer.stop(step, exc.message, hint=exc.hint) from exc
     timer.add(step, "ok", f"{version.ref} promoted to '{alias}'")
+
+
+def _build(ws: Workspace, version: ModelVersion, config: DeployConfig, timer: _Steps, report: DeliveryReport) -> None:
+    """The build step: the version that passed its gates, packaged as what is deployed."""
+    settings = config.bundle
+    if not settings.enabled:
+        timer.add("build", "skipped", "deploy: bundle: false")
+        return
+    from conveyor.build import build_bundle
+
+    folder = ws.root / settings.dir / f"{version.model}-{version.version}"
+    if folder.exists():
+        timer.add("build", "ok", f"{version.ref} is already built: {ws.relpath(folder)}")
+        report.bundle = str(folder)
+        return
+    image = settings.image.replace("{version}", str(version.version)) if settings.image else None
+    try:
+        bundle = build_bundle(version.ref, folder, image=image, base_image=settings.base_image, workspace=ws)
+    except ConveyorError as exc:
+        raise timer.stop("build", exc.message, hint=exc.hint) from exc
+    report.bundle = str(bundle.folder)
+    timer.add("build", "ok", f"{ws.relpath(bundle.archive)}, sha256 {bundle.sha256[:12]}")
 
 
 def _answers(url: str) -> bool:

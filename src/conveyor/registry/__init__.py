@@ -25,6 +25,7 @@ _EXPORTS = {
     "ModelVersion": "_records",
     "ModelInfo": "_records",
     "AliasMove": "_records",
+    "BundleRecord": "_records",
     "CheckRecord": "_records",
     "Lineage": "_records",
     "Signature": "_signature",
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from conveyor.registry._policy import Verdict as Verdict
     from conveyor.registry._policy import load_policy as load_policy
     from conveyor.registry._records import AliasMove as AliasMove
+    from conveyor.registry._records import BundleRecord as BundleRecord
     from conveyor.registry._records import CheckRecord as CheckRecord
     from conveyor.registry._records import Lineage as Lineage
     from conveyor.registry._records import ModelInfo as ModelInfo

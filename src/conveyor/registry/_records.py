@@ -117,3 +117,23 @@ class AliasMove:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class BundleRecord:
+    """A deployable bundle built from a version: its archive's SHA-256, size, when and by whom."""
+
+    model: str
+    version: int
+    sha256: str
+    size: int
+    built_at: float
+    built_by: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}:{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

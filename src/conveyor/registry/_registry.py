@@ -25,13 +25,13 @@ from conveyor._suggest import did_you_mean
 from conveyor.errors import CorruptObjectError, ObjectMissingError, PathError, UsageError
 from conveyor.registry import _flavors
 from conveyor.registry._policy import Policy, Verdict
-from conveyor.registry._records import AliasMove, CheckRecord, Lineage, ModelInfo, ModelVersion
+from conveyor.registry._records import AliasMove, BundleRecord, CheckRecord, Lineage, ModelInfo, ModelVersion
 from conveyor.registry._signature import Signature
 from conveyor.store import _schema as t
 from conveyor.store._db import ConflictError, Database
 
 if TYPE_CHECKING:
-    from conveyor.store import RunRecord
+    from conveyor.store import RunEnvironment, RunRecord
     from conveyor.workspace import Workspace
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*\Z")
@@ -839,13 +839,102 @@ class Registry:
             )
         return path
 
-    def load(self, ref: str | ModelVersion) -> Any:
+    def load(self, ref: str | ModelVersion, *, environment: str = "warn") -> Any:
         """The model object of a version: the artifact verified against its hash, then loaded
-        as its flavor says (pickles are safe to load here because their hash is pinned)."""
+        as its flavor says (pickles are safe to load here because their hash is pinned).
+
+        ``environment``: what to do when a package the model loads with (scikit-learn, NumPy,
+        ...) differs here from its training run's at a level known to break loading: ``refuse``
+        (:class:`~conveyor.errors.EnvironmentMismatchError`), ``warn`` (a log warning) or ``off``.
+        """
+        from conveyor.registry import _compat
+
         version = ref if isinstance(ref, ModelVersion) else self.get(ref)
+        if _compat.check_mode(environment) != "off":
+            trained = self.environment_of(version)
+            if trained is not None:
+                _compat.enforce(
+                    version, trained.packages, mode=environment, source=f"its run {version.run_id}'s environment"
+                )
         path = self.artifact_path(version)
         detected = _flavors.Detected(version.flavor, version.format, version.loader)
         return _flavors.load(path, detected, pinned=True)
+
+    def environment_of(self, ref: str | ModelVersion) -> RunEnvironment | None:
+        """The environment (Python, platform, installed distributions) the run that produced
+        version ``ref`` ran in; None when the version has no run or its packages were not kept."""
+        from conveyor.store import RunStore
+
+        version = ref if isinstance(ref, ModelVersion) else self.get(ref)
+        if version.run_id is None:
+            return None
+        try:
+            return RunStore(self.db).environment_of(version.run_id)
+        except UsageError:  # the run's record was deleted
+            return None
+
+    # -- bundles -----------------------------------------------------------------------------
+
+    def record_bundle(
+        self, ref: str | ModelVersion, *, sha256: str, size: int, options: dict[str, Any] | None = None
+    ) -> BundleRecord:
+        """Remember that a bundle whose archive hashes to ``sha256`` was built from ``ref`` (a
+        rebuild of the same bytes updates when and by whom)."""
+        version = ref if isinstance(ref, ModelVersion) else self.get(ref)
+        actor, now = current_actor(), time.time()
+        bundles = t.model_bundles
+        with self.db.transaction("record the bundle") as conn:
+            model = self._model_row(conn, version.model)
+            version_id = conn.execute(
+                sa.select(t.model_versions.c.id).where(
+                    (t.model_versions.c.model_id == model.id) & (t.model_versions.c.version == version.version)
+                )
+            ).scalar_one()
+            key = (bundles.c.version_id == version_id) & (bundles.c.sha256 == sha256)
+            values = {"size": size, "built_at": now, "built_by": actor, "options": json.dumps(options or {})}
+            if conn.execute(sa.select(bundles.c.sha256).where(key)).first():
+                conn.execute(bundles.update().where(key).values(**values))
+            else:
+                conn.execute(bundles.insert().values(version_id=version_id, sha256=sha256, **values))
+        return BundleRecord(version.model, version.version, sha256, size, now, actor, dict(options or {}))
+
+    def bundles(self, ref: str | ModelVersion) -> list[BundleRecord]:
+        """The bundles built from version ``ref``, newest first."""
+        version = ref if isinstance(ref, ModelVersion) else self.get(ref)
+        return [b for b in self._bundles() if (b.model, b.version) == (version.model, version.version)]
+
+    def find_bundle(self, sha256: str) -> BundleRecord:
+        """The bundle whose archive's SHA-256 is ``sha256`` (or starts with it: 12 characters or more)."""
+        wanted = sha256.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{12,64}", wanted):
+            raise UsageError(
+                f"'{sha256}' is not a bundle's SHA-256", hint="give its 64 hex digits, or at least the first 12"
+            )
+        found = [b for b in self._bundles(prefix=wanted)]
+        if not found:
+            raise UsageError(f"no bundle {wanted[:12]} was built from this registry", hint="conveyor build NAME@ALIAS")
+        if len({b.sha256 for b in found}) > 1:
+            raise UsageError(f"'{wanted}' names more than one bundle", hint="give more of its digits")
+        return found[0]
+
+    def _bundles(self, prefix: str | None = None) -> list[BundleRecord]:
+        bundles, versions = t.model_bundles, t.model_versions
+        query = (
+            sa.select(t.models.c.name, versions.c.version, bundles)
+            .join(versions, versions.c.id == bundles.c.version_id)
+            .join(t.models, t.models.c.id == versions.c.model_id)
+            .order_by(bundles.c.built_at.desc())
+        )
+        if prefix is not None:
+            query = query.where(bundles.c.sha256.like(prefix + "%"))
+        with self.db.transaction("read the registry", write=False) as conn:
+            rows = conn.execute(query).all()
+        return [
+            BundleRecord(
+                row.name, row.version, row.sha256, row.size, row.built_at, row.built_by, json.loads(row.options)
+            )
+            for row in rows
+        ]
 
     def artifact_hashes(self) -> Iterator[tuple[str, str]]:
         """(hash, label) of every registered artifact: roots for gc and push."""

@@ -46,6 +46,7 @@ def serve(
     predict_token: str | None = None,
     workspace: Workspace | None = None,
     on_ready: Callable[[], None] | None = None,
+    environment: str = "refuse",
 ) -> None:
     """Serve the registered version ``ref`` until interrupted: ``NAME@ALIAS`` follows the
     alias (hot swap, rollouts of the ``canary`` alias); ``NAME:N`` serves one version.
@@ -56,6 +57,9 @@ def serve(
     defaults to ``conveyor.yaml``'s ``deploy: rollout:``. ``log_sample`` of the requests are
     logged to Parquet under ``log_dir`` (default ``.conveyor/serving/NAME/requests``) for
     ``conveyor monitor``; 0 turns that off. ``access_log``: ``-`` (stderr), a file, or None.
+    ``environment``: a version whose training run had other versions of the packages it loads
+    with (another scikit-learn minor version, say) is refused (``refuse``), served with a
+    warning (``warn``), or not compared (``off``).
     """
     from conveyor.delivery._config import load_deploy_config
     from conveyor.errors import UsageError
@@ -86,7 +90,7 @@ def serve(
     name, _number, alias = parse_ref(ref)
     with Registry.open(ws) as registry:
         version = registry.get(ref)
-        ModelSlot().load(registry, version)  # fail here, in one line, rather than in every worker
+        ModelSlot(environment).load(registry, version)  # fail here, in one line, rather than in every worker
     if rollout is None:
         rollout = load_deploy_config(ws.root).rollout
     settings = ServerSettings(
@@ -98,6 +102,7 @@ def serve(
         log_dir=str(Path(log_dir) if log_dir is not None else request_log_dir(ws, name)) if log_sample > 0 else None,
         log_sample=log_sample,
         access_log=access_log,
+        environment=environment,
     )
     os.environ["CONVEYOR_SERVE_SETTINGS"] = settings.to_env()
     for variable, token in ((ADMIN_TOKEN_ENV, admin_token), (PREDICT_TOKEN_ENV, predict_token)):

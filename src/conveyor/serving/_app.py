@@ -64,6 +64,7 @@ class ServerSettings:
     log_dir: str | None = None  # sampled request logs (Parquet); None: off
     log_sample: float = 0.1
     access_log: str | None = "-"  # "-": stderr; a path: appended to; None: off
+    environment: str = "refuse"  # a version trained with other package versions: refuse, warn, off
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -562,6 +563,7 @@ def create_app_from_environment() -> Starlette:
         settings=RolloutSettings.from_json(settings.rollout) if settings.rollout else None,
         poll=settings.poll,
         metrics=metrics,
+        environment=settings.environment,
     )
     deployment.start(first=None if alias else settings.ref)
     request_log = None

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.errors import ConveyorError
 from conveyor.serving._protocol import InferRequest, ProtocolError
 from conveyor.serving._rollout import RolloutSettings, Window, WindowVerdict
-from conveyor.serving._slot import Loaded, ModelSlot
+from conveyor.serving._slot import Loaded, ModelSlot, ModelSource
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,23 +60,24 @@ class Deployment:
         name: str,
         *,
         alias: str | None,
-        open_registry: Callable[[], Registry],
+        open_registry: Callable[[], ModelSource],
         settings: RolloutSettings | None = None,
         poll: float = 0.5,
         metrics: Metrics | None = None,
+        environment: str = "refuse",
     ) -> None:
         self.name = name
         self.alias = alias  # None: a pinned version, never swapped
         self.settings = settings or RolloutSettings()
         self.poll = poll
         self.metrics = metrics
-        self.primary = ModelSlot()
-        self.candidate = ModelSlot()
+        self.primary = ModelSlot(environment)
+        self.candidate = ModelSlot(environment)
         self.window: Window | None = None
         self.registry_error: str | None = None
         self.events: deque[Event] = deque(maxlen=50)
         self._open_registry = open_registry
-        self._registry: Registry | None = None
+        self._registry: ModelSource | None = None
         self._recent: deque[pd.DataFrame] = deque(maxlen=_RECENT_FRAMES)
         self._seen = 0
         # role -> (version, alias move) that failed to load or was aborted: not tried again until
@@ -98,10 +99,10 @@ class Deployment:
         """Load the first version now (``first``, a ref; else the followed alias's), then follow
         the registry in the background when following an alias."""
         with self._lock:
-            registry = self._connect()
-            loaded = self.primary.load(registry, first or f"{self.name}@{self.alias}")
+            loaded = self.primary.load(self._source(), first or f"{self.name}@{self.alias}")
             self._swap("primary", loaded, note="loaded")
             if self.alias is not None:
+                registry = self._connect()
                 self._stamps = registry.alias_stamps(self.name)
                 self._sync_candidate(registry, {a: v for a, (v, _) in self._stamps.items()})
         if self.alias is not None:
@@ -237,10 +238,19 @@ class Deployment:
                 pass
             self._registry = None
 
-    def _connect(self) -> Registry:
+    def _source(self) -> ModelSource:
         if self._registry is None:
             self._registry = self._open_registry()
         return self._registry
+
+    def _connect(self) -> Registry:
+        """The registry, for what follows or moves aliases (a bundle's source has none)."""
+        from conveyor.registry import Registry
+
+        source = self._source()
+        if not isinstance(source, Registry):
+            raise ProtocolError("this server serves a bundle's one version: there is no registry to change", 409)
+        return source
 
     # -- the rollout --------------------------------------------------------------------------------
 

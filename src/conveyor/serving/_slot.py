@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from conveyor.errors import ConveyorError, DataError
 from conveyor.serving._protocol import InferRequest, ProtocolError
@@ -18,7 +18,17 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from conveyor.registry import ModelVersion, Registry, Signature
+    from conveyor.registry import ModelVersion, Signature
+
+
+class ModelSource(Protocol):
+    """Where a server gets its versions: the registry, or a bundle (one pinned version)."""
+
+    def get(self, ref: str) -> ModelVersion: ...
+
+    def load(self, ref: str | ModelVersion, *, environment: str = "warn") -> Any: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -232,16 +242,17 @@ def warm_up_frame(signature: Signature | None, recent: pd.DataFrame | None) -> p
 class ModelSlot:
     """The version being served, swapped atomically."""
 
-    def __init__(self) -> None:
+    def __init__(self, environment: str = "refuse") -> None:
         self.current: Loaded | None = None
         self.last_error: str | None = None  # why the last load or warm-up failed, for /ready and logs
+        self.environment = environment  # a version trained with other package versions: refuse, warn, off
 
-    def load(self, registry: Registry, ref: str | ModelVersion, *, recent: pd.DataFrame | None = None) -> Loaded:
+    def load(self, source: ModelSource, ref: str | ModelVersion, *, recent: pd.DataFrame | None = None) -> Loaded:
         """Load and warm up a version without touching :attr:`current`; a failure is a
         :class:`ConveyorError` (and is remembered in :attr:`last_error`)."""
         try:
-            version = ref if not isinstance(ref, str) else registry.get(ref)
-            model = registry.load(version)
+            version = ref if not isinstance(ref, str) else source.get(ref)
+            model = source.load(version, environment=self.environment)
             candidate = Loaded(version, model)
             sample = warm_up_frame(candidate.signature, recent)
             if sample is not None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from conveyor._lazy import lazy_exports
 
 _EXPORTS = {
+    "RunEnvironment": "_records",
     "RunRecord": "_records",
     "RunStore": "_runs",
     "StageRecord": "_records",
@@ -31,6 +32,7 @@ __all__ = [
     "RUN_STATUSES",
     "STAGE_STATUSES",
     "RunComparison",
+    "RunEnvironment",
     "RunRecord",
     "RunStore",
     "StageChange",
@@ -46,6 +48,7 @@ __all__ = [
 if TYPE_CHECKING:
     from conveyor.store._records import RUN_STATUSES as RUN_STATUSES
     from conveyor.store._records import STAGE_STATUSES as STAGE_STATUSES
+    from conveyor.store._records import RunEnvironment as RunEnvironment
     from conveyor.store._records import RunRecord as RunRecord
     from conveyor.store._records import StageRecord as StageRecord
     from conveyor.store._records import environment_info as environment_info

@@ -52,6 +52,21 @@ class RunRecord:
         return None if self.ended_at is None else self.ended_at - self.started_at
 
 
+@dataclass(frozen=True)
+class RunEnvironment:
+    """What a run ran with: Python, platform, conveyor, and every installed distribution."""
+
+    python: str
+    platform: str
+    conveyor: str
+    packages: dict[str, str]  # normalised name (PEP 503) -> version
+
+    def version_of(self, name: str) -> str | None:
+        import re
+
+        return self.packages.get(re.sub(r"[-_.]+", "-", name).lower())
+
+
 # -- ids, environment, git -------------------------------------------------------------------
 
 
@@ -67,6 +82,7 @@ def new_run_id(at: float | None = None) -> str:
 
 
 _environment: dict[str, str] | None = None
+_packages: list[str] = []
 
 
 def environment_info() -> dict[str, str]:
@@ -76,7 +92,7 @@ def environment_info() -> dict[str, str]:
     Computed once per process (a few milliseconds: distributions are read from the names
     of their ``.dist-info`` folders, not their metadata files).
     """
-    global _environment
+    global _environment, _packages
     if _environment is None:
         import platform
 
@@ -84,7 +100,7 @@ def environment_info() -> dict[str, str]:
 
         from conveyor import __version__
 
-        packages = installed_distributions()
+        packages = _packages = installed_distributions()
         _environment = {
             "python": platform.python_version(),
             "implementation": platform.python_implementation(),
@@ -94,6 +110,12 @@ def environment_info() -> dict[str, str]:
             "package_count": str(len(packages)),
         }
     return dict(_environment)
+
+
+def environment_packages() -> list[str]:
+    """The sorted ``name==version`` lines :func:`environment_info` fingerprinted."""
+    environment_info()
+    return list(_packages)
 
 
 def installed_distributions() -> list[str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,15 @@ import sqlalchemy as sa
 
 from conveyor.errors import StorageError, UsageError, WorkspaceLockedError
 from conveyor.store import _schema as t
-from conveyor.store._records import RUN_STATUSES, STAGE_STATUSES, RunRecord, StageRecord
+from conveyor.store._records import (
+    RUN_STATUSES,
+    STAGE_STATUSES,
+    RunEnvironment,
+    RunRecord,
+    StageRecord,
+    environment_info,
+    environment_packages,
+)
 
 if TYPE_CHECKING:
     from conveyor.store._db import Database
@@ -157,6 +166,62 @@ class RunStore:
             self._put_metrics(conn, run.id, run.metrics)
             for stage in run.stages:
                 self._put_stage(conn, run.id, stage)
+            self._put_environment(conn, run.environment)
+
+    def _put_environment(self, conn: sa.Connection, environment: dict[str, str]) -> None:
+        """Store the package list a run's environment fingerprints, once per distinct list. Only
+        this process's own list is known: a record made elsewhere keeps its fingerprint alone."""
+        fingerprint = environment.get("packages")
+        if not fingerprint:
+            return
+        current = environment_info()
+        if fingerprint != current["packages"]:
+            return
+        table = t.environments
+        if conn.execute(sa.select(table.c.packages_hash).where(table.c.packages_hash == fingerprint)).first():
+            return
+        if self.db.backend == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        conn.execute(
+            insert(table)
+            .values(
+                packages_hash=fingerprint,
+                packages=json.dumps(environment_packages()),
+                python=current["python"],
+                platform=current["platform"],
+                recorded_at=time.time(),
+            )
+            .on_conflict_do_nothing(index_elements=["packages_hash"])
+        )
+
+    def environment_of(self, run_id: str) -> RunEnvironment | None:
+        """The Python, platform and installed distributions run ``run_id`` ran with, or None when
+        its package list was not recorded (a run from before conveyor kept them, or a record
+        made by hand)."""
+        with self.db.transaction("read the run store", write=False) as conn:
+            row = conn.execute(sa.select(t.runs.c.environment).where(t.runs.c.id == run_id)).first()
+            if row is None:
+                raise _unknown(run_id)
+            environment = json.loads(row[0] or "{}")
+            fingerprint = environment.get("packages")
+            if not fingerprint:
+                return None
+            table = t.environments
+            found = conn.execute(sa.select(table.c.packages).where(table.c.packages_hash == fingerprint)).first()
+        if found is None:
+            return None
+        packages = {}
+        for line in json.loads(found[0]):
+            name, _, version = str(line).partition("==")
+            packages[name] = version
+        return RunEnvironment(
+            python=str(environment.get("python", "")),
+            platform=str(environment.get("platform", "")),
+            conveyor=str(environment.get("conveyor", "")),
+            packages=packages,
+        )
 
     def record_stage(self, run_id: str, stage: StageRecord) -> None:
         """Record a stage that finished (again: a stage of the same name is replaced)."""

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # Every revision this conveyor knows, oldest first; the last is the head. A database whose
 # revision is not listed was written by a newer conveyor.
-REVISIONS = ("0001_runs", "0002_registry")
+REVISIONS = ("0001_runs", "0002_registry", "0003_bundles")
 HEAD = REVISIONS[-1]
 
 metadata = sa.MetaData()
@@ -192,4 +192,32 @@ alias_events = sa.Table(
     sa.Column("forced", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("policy", sa.Text, nullable=False, server_default="{}"),  # JSON: what the policy asked and found
     sa.Index("alias_events_model_alias_at", "model_id", "alias", "at"),
+)
+
+# -- environments and bundles (revision 0003) ---------------------------------------------------
+
+# The installed distributions a run ran with, stored once per distinct set: a run's environment
+# names its set by the BLAKE3 of the sorted ``name==version`` lines (``packages``).
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("packages_hash", sa.Text, primary_key=True),
+    sa.Column("packages", sa.Text, nullable=False),  # JSON: the sorted name==version lines
+    sa.Column("python", sa.Text, nullable=False, server_default=""),
+    sa.Column("platform", sa.Text, nullable=False, server_default=""),
+    sa.Column("recorded_at", sa.Double, nullable=False),
+)
+
+# Every deployable bundle built from a version: its archive's SHA-256 traces a deployment back
+# to the version (and from there to its run, data and checks).
+model_bundles = sa.Table(
+    "model_bundles",
+    metadata,
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("sha256", sa.Text, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("built_at", sa.Double, nullable=False),
+    sa.Column("built_by", sa.Text, nullable=False, server_default=""),
+    sa.Column("options", sa.Text, nullable=False, server_default="{}"),  # JSON: image, base image, ...
+    sa.Index("model_bundles_sha256", "sha256"),
 )
