@@ -23,6 +23,10 @@ and reads the history.
 Act six serves production over HTTP under steady client load, delivers a better model through
 a canary to production without a failed request, stops a worse one at the gate, and lets
 monitoring find drifted live traffic and start a retraining delivery.
+Act seven runs the pipeline on a Dask cluster; act eight writes the CI workflow and a pull
+request's report. Act nine shows the bundle deliver built of production: rebuilt byte for byte,
+traced back to its run, and served from its unpacked archive with no workspace. Act ten reads
+the dashboard back over HTTP.
 
 Only the standard library, numpy, PyYAML, scikit-learn, matplotlib and httpx, plus conveyor's
 checks and serve extras (pandas, SciPy, Starlette, uvicorn), all in the ``demo`` extra, are used.
@@ -1785,15 +1789,115 @@ def pull_request(t: Story) -> None:
     s.ok("the report: gates passed, 300 -> 400 trees, the metrics against main, ready to post with gh pr comment")
 
 
+def build_step(t: Story) -> None:
+    """Act nine: the bundle deliver built of production, rebuilt byte for byte, served with no workspace."""
+    import socket
+    import tarfile
+
+    import httpx
+
+    s = t.s
+    s.heading(
+        "Act nine: the build step, a bundle of what production serves",
+        """
+        What was tested is what is deployed: conveyor deliver built a bundle of each version it
+        promoted. A bundle holds the model (hash-verified), its signature and lineage, the exact
+        packages its training run had (requirements.lock, with conveyor's own wheel), an entry
+        point that serves it from the bundle alone, a Dockerfile, Kubernetes manifests and a
+        KServe InferenceService. Building it again gives the same bytes, and the registry
+        traces an archive back to its version, run, data and checks.
+        """,
+    )
+    bundles = s.project / "bundles"
+    built = sorted(p.name for p in bundles.iterdir() if not p.name.startswith("."))
+    expect("wine-3" in built and "wine-3.tar.gz" in built, f"deliver should have built wine-3: {built}")
+    s.show("bundles/: " + ", ".join(built))
+    shown = s.conveyor("model", "show", "wine@production")
+    recorded = re.search(r"sha256:([0-9a-f]{64})", shown.out)
+    expect(recorded is not None, f"model show should list the bundle: {shown.out!r}")
+    rebuild = s.root / "rebuild" / "wine-3"
+    run = s.conveyor("build", "wine@production", "-o", str(rebuild))
+    again = re.search(r"sha256:\s+([0-9a-f]{64})", run.out)
+    expect(
+        again is not None and recorded is not None and again.group(1) == recorded.group(1),
+        f"a rebuild should give the same archive: {run.out!r}",
+    )
+    same = (bundles / "wine-3.tar.gz").read_bytes() == (s.root / "rebuild" / "wine-3.tar.gz").read_bytes()
+    expect(same, "the rebuilt archive should be byte-identical")
+    s.ok("rebuilt byte for byte: the same SHA-256 as the bundle deliver built")
+    lock = (rebuild / "requirements.lock").read_text(encoding="utf-8").splitlines()
+    pins = [line for line in lock if re.match(r"^(scikit-learn|numpy|pandas|skops)==", line)]
+    expect(len(pins) == 4, f"the lock should pin the model's packages: {lock}")
+    s.show("requirements.lock (excerpt):\n" + "\n".join(pins) + "\n" + lock[-1])
+    docker = (rebuild / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    s.show("Dockerfile (excerpt):\n" + "\n".join(line for line in docker if line.startswith(("FROM", "USER", "CMD"))))
+    s.show("k8s/: " + ", ".join(sorted(p.name for p in (rebuild / "k8s").iterdir())) + "; kserve/inferenceservice.yaml")
+    run = s.conveyor("model", "trace", str(s.root / "rebuild" / "wine-3.tar.gz"))
+    expect("was built from wine:3" in run.out and "run:" in run.out, f"model trace: {run.out!r}")
+    run = s.conveyor("build", "wine@production", "-o", str(rebuild), code=2)
+    one_line_error(run, "already exists: a bundle is never written over another")
+    # deploy it: the archive alone, unpacked outside any workspace, served by its own entry point
+    deploy = s.root / "deploy"
+    deploy.mkdir()
+    with tarfile.open(bundles / "wine-3.tar.gz") as tar:
+        tar.extractall(deploy, filter="data")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = ["python", "wine-3/serve.py", "--port", str(port)]
+    print(_style(f"  {deploy.name}$ " + shell_join(argv) + " &", "1;36"))
+    s.commands += 1
+    log = s.root / "bundle-server.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen([sys.executable, *argv[1:]], cwd=deploy, env=s.env, stdout=sink, stderr=sink)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise DemoFailure(f"the bundle's server did not start: {log.read_text()}")
+            try:
+                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        columns, rows = test_rows(s)
+        with (s.project / "data/train_test/test.csv").open(encoding="utf-8", newline="") as handle:
+            labels = [int(row["cultivar"]) for row in csv.DictReader(handle)]
+        answer = httpx.post(
+            f"{url}/invocations", json={"dataframe_split": {"columns": columns, "data": rows}}, timeout=30
+        )
+        expect(answer.status_code == 200, f"the bundle's server should answer: {answer.text}")
+        predicted = [int(v) for v in answer.json()["predictions"]]
+        right = sum(p == y for p, y in zip(predicted, labels, strict=True))
+        expect(right / len(labels) > 0.8, f"the bundle's model should predict like wine:3: {right}/{len(labels)}")
+        expect(not (deploy / ".conveyor").exists(), "a bundle needs no workspace")
+        s.ok(
+            f"served from the unpacked archive with no workspace or registry: {right} of {len(labels)} "
+            "test wines right, as wine:3 in production"
+        )
+        s.say(
+            "(tests/test_build.py also installs a fresh virtual environment from the lock, serves from it, and runs "
+            "hadolint and kubernetes-validate on the recipes)"
+        )
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 def dashboard(t: Story, keep_up: bool) -> None:
-    """Act nine: ``conveyor ui`` on this project, its pages read back over HTTP."""
+    """Act ten: ``conveyor ui`` on this project, its pages read back over HTTP."""
     import socket
 
     import httpx
 
     s = t.s
     s.heading(
-        "Act nine: the dashboard",
+        "Act ten: the dashboard",
         """
         conveyor ui serves all of it in a browser, offline: the pipeline's DAG (live while a run
         is in progress), the runs with their params and metrics, the checks and their reports,
@@ -1896,6 +2000,7 @@ def summary(t: Story, remote: Remote, seconds: float, kept: Path | None) -> None
         "monitoring found drift in the live traffic and started a retraining delivery",
         "the pipeline ran again on a two-worker Dask cluster and reproduced every output byte for byte",
         "ci init wrote the CI workflow; report --md wrote the pull-request comment for a branch",
+        "deliver built a bundle of production; a rebuild gave the same bytes; it served with no workspace",
         "the dashboard showed the DAG, the runs, the registry, the deployments and the DORA figures",
     ):
         print(f"  {CHECK} {line}")
@@ -1956,6 +2061,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         delivery_loop(story)
         on_a_cluster(story)
         pull_request(story)
+        build_step(story)
         dashboard(story, args.ui)
         summary(story, remote, time.perf_counter() - started, root if args.keep else None)
     except DemoFailure as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -136,7 +137,8 @@ def test_a_bundle_serves_predictions_from_a_fresh_environment_with_no_workspace(
     assert manifest["lineage"]["run"] == version.run_id and manifest["lineage"]["stage"] == "train"
     assert manifest["lineage"]["commit"] == version.git_commit
     assert set(manifest["lineage"]["deps"]) == {"train.py", "data/train.csv"}
-    assert [c["stage"] for c in manifest["checks"]] == ["evaluate"] and manifest["checks"][0]["passed"]
+    checks = manifest["checks_at_registration"]
+    assert [c["stage"] for c in checks] == ["evaluate"] and checks[0]["passed"]
     lock = (folder / "requirements.lock").read_text()
     pins = parse(lock)
     for package in ("scikit-learn", "numpy", "scipy", "skops", "pandas", "starlette", "uvicorn", "joblib"):
@@ -192,9 +194,29 @@ def test_a_rebuild_is_byte_identical_traceable_and_its_recipes_pass_their_valida
     project.ok("run")
     project.ok("model", "register", "iris", "models/model.skops")
     first = json.loads(project.ok("build", "iris:1", "-o", str(tmp_path / "one" / "iris"), "--json"))
-    second = json.loads(project.ok("build", "iris:1", "-o", str(tmp_path / "two" / "other"), "--json"))
+    # later: a tag, a description, another umask, another folder, another process
+    project.ok("model", "tag", "iris:1", "team=vision")
+    project.ok("model", "describe", "iris:1", "described after the first build")
+    (project.root / "sub").mkdir()
+    rebuilt = subprocess.run(
+        [CONVEYOR_BIN, "build", "iris:1", "-o", str(tmp_path / "two" / "other"), "--json"],
+        cwd=project.root / "sub",
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.umask(0o077),
+        timeout=120,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    second = json.loads(rebuilt.stdout)
     assert first["sha256"] == second["sha256"]
     assert Path(first["archive"]).read_bytes() == Path(second["archive"]).read_bytes()
+    one, two = Path(first["folder"]), Path(second["folder"])
+    listed = sorted(p.relative_to(one).as_posix() for p in one.rglob("*"))
+    assert listed == sorted(p.relative_to(two).as_posix() for p in two.rglob("*"))
+    for rel in listed:
+        a, b = one / rel, two / rel
+        assert a.stat().st_mode == b.stat().st_mode, rel
+        assert a.is_dir() or a.read_bytes() == b.read_bytes(), rel
     assert first["sha256"] == manifest_sha(Path(first["archive"]))
     shown = project.ok("model", "show", "iris:1")
     assert f"sha256:{first['sha256']}" in shown
@@ -225,6 +247,7 @@ def test_a_rebuild_is_byte_identical_traceable_and_its_recipes_pass_their_valida
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert container["image"] == "iris:v1" and container["securityContext"]["runAsNonRoot"] is True
+    assert "replicas" not in deployment["spec"]  # the autoscaler owns the count
     kserve = yaml.safe_load((folder / "kserve" / "inferenceservice.yaml").read_text())
     assert (kserve["apiVersion"], kserve["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
     predictor = kserve["spec"]["predictor"]["containers"][0]
@@ -269,6 +292,7 @@ def test_build_refuses_bad_input_in_one_line_and_leaves_nothing_behind(project: 
     # the folder exists now: never written over
     result = project.cvy("build", "hand:1", "-o", str(out))
     assert result.code == 2 and "already exists: a bundle is never written over another" in result.err
+    assert len(result.err.splitlines()) == 1 and "Traceback" not in result.err
     # the artifact gone from the cache, and no remote
     with Registry.open(Workspace.find(project.root)) as registry:
         digest = registry.get("iris:1").artifact_hash
@@ -280,12 +304,14 @@ def test_build_refuses_bad_input_in_one_line_and_leaves_nothing_behind(project: 
     cached.chmod(0o644)
     cached.unlink()
     result = project.cvy("build", "iris:1", "-o", str(tmp_path / "missing"))
-    assert result.code != 0 and "is not in the cache and no remote is configured" in result.err, result
+    assert result.code == 66 and "is not in the cache and no remote is configured" in result.err, result
+    assert len(result.err.splitlines()) == 1
     # with a remote that lacks it too
     (tmp_path / "remote").mkdir()
     project.ok("remote", "add", "-d", "shared", str(tmp_path / "remote"))
     result = project.cvy("build", "iris:1", "-o", str(tmp_path / "missing"))
-    assert result.code != 0 and "is in neither the cache nor remote 'shared'" in result.err, result
+    assert result.code == 66 and "is in neither the cache nor remote 'shared'" in result.err, result
+    assert len(result.err.splitlines()) == 1
     # put it back, push it, drop it locally again: the build fetches it
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(pushed_copy)
@@ -401,8 +427,9 @@ def test_scikit_learn_must_match_to_the_minor_version(trained: str, installed: s
         version, {"scikit-learn": trained, "numpy": "1.26.4"}, {"scikit-learn": installed, "numpy": "1.26.0"}
     )
     assert bool(problems) is found
-    numpy = mismatches(version, {"numpy": "1.26.4"}, {"numpy": "2.0.1", "scikit-learn": installed})
-    assert [m.package for m in numpy] == ["numpy"]  # NumPy must match to the major version
+    older = mismatches(version, {"numpy": "2.0.1"}, {"numpy": "1.26.4", "scikit-learn": installed})
+    assert [m.package for m in older] == ["numpy"]  # NumPy 1 cannot read what NumPy 2 pickled
+    assert mismatches(version, {"numpy": "1.26.4"}, {"numpy": "2.0.1", "scikit-learn": installed}) == []
 
 
 _names = st.from_regex(r"[a-z][a-z0-9]{0,8}(-[a-z0-9]{1,5})?", fullmatch=True)
@@ -436,3 +463,115 @@ def test_an_archive_depends_on_the_files_alone(
             os.utime(path, (touched + attempt, touched + attempt))
         digests.append(write_archive(folder, folder.parent / f"{folder.name}.tar.gz", top="b", mtime=1_700_000_000))
     assert digests[0] == digests[1]
+
+
+def test_a_build_killed_at_any_moment_leaves_no_bundle_or_a_whole_one(project: Project, tmp_path: Path) -> None:
+    import random
+
+    delivery_project(project)
+    project.ok("run")
+    project.ok("model", "register", "iris", "models/model.skops")
+    out = tmp_path / "bundles" / "iris"
+    archive = out.parent / "iris.tar.gz"
+    rng = random.Random(7)
+    outcomes = set()
+    for _attempt in range(8):
+        proc = subprocess.Popen(
+            [CONVEYOR_BIN, "build", "iris:1", "-o", str(out)],
+            cwd=project.root,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(rng.uniform(0.0, 1.5))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        with Registry.open(Workspace.find(project.root)) as registry:
+            recorded = {b.sha256 for b in registry.bundles("iris:1")}
+        if out.exists():  # whole: every file, its archive, and the registry knows that archive
+            assert (out / "bundle.json").is_file() and (out / "serve.py").is_file()
+            assert manifest_sha(archive) in recorded
+            outcomes.add("whole")
+            break
+        outcomes.add("archive only" if archive.exists() else "nothing")
+        if archive.exists():
+            assert manifest_sha(archive) in recorded  # a killed build's archive is one the registry knows
+    # whatever was left, the next build finishes the job (and sweeps what the killed ones staged)
+    if not out.exists():
+        built = json.loads(project.ok("build", "iris:1", "-o", str(out), "--json"))
+        assert built["sha256"] == manifest_sha(archive)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["iris", "iris.tar.gz"], outcomes
+
+
+def test_a_bundle_that_was_changed_or_damaged_is_refused_in_one_line(project: Project, tmp_path: Path) -> None:
+    delivery_project(project)
+    project.ok("run")
+    project.ok("model", "register", "iris", "models/model.skops")
+    folder = Path(json.loads(project.ok("build", "iris:1", "-o", str(tmp_path / "b"), "--json"))["folder"])
+
+    def serve(bundle: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CONVEYOR_BIN, "serve", "--bundle", str(bundle), "--port", str(free_port())],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def copy(name: str) -> Path:
+        target = tmp_path / name
+        shutil.copytree(folder, target)
+        return target
+
+    model = copy("model-changed")
+    (model / "model" / "model.skops").write_bytes(b"PK" + (model / "model" / "model.skops").read_bytes()[2:-1])
+    cases = {model: "does not match its recorded hash"}
+    broken = copy("manifest-broken")
+    (broken / "bundle.json").write_text('{"bundle_format": 1, "model": {"name": "iris"}}')
+    cases[broken] = "not a valid bundle manifest (KeyError"
+    escape = copy("manifest-escapes")
+    manifest = json.loads((escape / "bundle.json").read_text())
+    manifest["model"]["artifact"]["path"] = "../../model.skops"
+    (escape / "bundle.json").write_text(json.dumps(manifest))
+    cases[escape] = "the artifact must be model/model.skops inside the bundle"
+    cases[tmp_path / "nowhere"] = "no such bundle folder"
+    for bundle, message in cases.items():
+        result = serve(bundle)
+        assert result.returncode != 0 and message in result.stderr, (bundle.name, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    both = project.run("serve", "iris:1", "--bundle", str(folder))
+    assert both.code == 2 and "not both" in both.err
+    workers = project.run("serve", "--bundle", str(folder), "--workers", "2")
+    assert workers.code == 2 and "--workers cannot be used with --bundle" in workers.err
+
+
+def test_a_pickled_model_pins_joblib_and_its_libraries_not_the_standard_library(
+    project: Project, tmp_path: Path
+) -> None:
+    import datetime as dt
+    import functools
+
+    import joblib
+    from sklearn.tree import DecisionTreeClassifier
+
+    model = DecisionTreeClassifier(max_depth=2).fit(FEATURES, IRIS["target"])
+    joblib.dump(
+        {"model": model, "trained": dt.date(2026, 11, 28), "scale": functools.partial(float)},
+        project.root / "model.joblib",
+    )
+    project.ok("model", "register", "tree", "model.joblib")
+    built = json.loads(project.ok("build", "tree:1", "-o", str(tmp_path / "t"), "--current-env", "--json"))
+    pins = built["packages"]
+    assert {"joblib", "scikit-learn", "numpy", "scipy"} <= set(pins)
+    assert not {"datetime", "functools", "builtins"} & set(pins)
+    # a pickle of the project's own class: no distribution provides it
+    project.write("features.py", "class Scaler:\n    factor = 2.0\n")
+    subprocess.run(
+        [sys.executable, "-c", "import joblib, features; joblib.dump(features.Scaler(), 'own.joblib')"],
+        cwd=project.root,
+        check=True,
+    )
+    project.ok("model", "register", "own", "own.joblib", "--flavor", "python")
+    result = project.cvy("build", "own:1", "-o", str(tmp_path / "o"), "--current-env")
+    assert result.code == 2 and "own:1 is a pickle that imports features" in result.err, result
+    assert not (tmp_path / "o").exists()

@@ -155,7 +155,7 @@ def load_deploy_config(root: Path) -> DeployConfig:
     else:
         bundle_doc = mapping(bundle_doc if bundle_doc is not None else {}, b, _BUNDLE_FIELDS)
         bundle = BundleConfig(
-            dir=typed(bundle_doc.get("dir", "bundles"), (*b, "dir"), str, "bundles"),
+            dir=typed(bundle_doc.get("dir") or "bundles", (*b, "dir"), str, "bundles"),
             image=typed(bundle_doc.get("image"), (*b, "image"), str, "registry.example.com/iris:v{version}"),
             base_image=typed(bundle_doc.get("base_image"), (*b, "base_image"), str, "python:3.11-slim"),
         )

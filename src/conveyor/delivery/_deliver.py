@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from conveyor.errors import ConveyorError, UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conveyor.delivery._config import DeployConfig
     from conveyor.registry import ModelVersion, Registry
     from conveyor.serving._rollout import RolloutSettings
@@ -121,8 +123,8 @@ def deliver(
         version = _register(registry, model, artifact, report, timer, config)
         if version is None:
             return report
+        _build(ws, registry, version, config, timer, report)
         _promote(registry, version, config.staging, reason or "delivered", timer, report, step="staging")
-        _build(ws, version, config, timer, report)
         url = server or config.server
         serving = registry.aliases(model).get(config.alias)
         if url is not None and serving is not None and _answers(url):
@@ -295,26 +297,51 @@ def _promote(
     timer.add(step, "ok", f"{version.ref} promoted to '{alias}'")
 
 
-def _build(ws: Workspace, version: ModelVersion, config: DeployConfig, timer: _Steps, report: DeliveryReport) -> None:
-    """The build step: the version that passed its gates, packaged as what is deployed."""
+def _build(
+    ws: Workspace,
+    registry: Registry,
+    version: ModelVersion,
+    config: DeployConfig,
+    timer: _Steps,
+    report: DeliveryReport,
+) -> None:
+    """The build step: the version that passed its gates, packaged as what is deployed, before
+    any alias moves to it."""
     settings = config.bundle
     if not settings.enabled:
         timer.add("build", "skipped", "deploy: bundle: false")
         return
     from conveyor.build import build_bundle
+    from conveyor.build._bundle import sha256_of
 
-    folder = ws.root / settings.dir / f"{version.model}-{version.version}"
+    folder = (ws.root / settings.dir / f"{version.model}-{version.version}").absolute()
+    shown = _shown(ws, folder)
     if folder.exists():
-        timer.add("build", "ok", f"{version.ref} is already built: {ws.relpath(folder)}")
-        report.bundle = str(folder)
-        return
+        archive = folder.parent / f"{folder.name}.tar.gz"
+        recorded = {b.sha256 for b in registry.bundles(version)}
+        if archive.is_file() and sha256_of(archive) in recorded and (folder / "bundle.json").is_file():
+            timer.add("build", "ok", f"{version.ref} is already built: {shown}")
+            report.bundle = str(folder)
+            return
+        raise timer.stop(
+            "build",
+            f"{shown} exists but is not a bundle built of {version.ref}",
+            hint="remove it (and its .tar.gz) and deliver again",
+        )
     image = settings.image.replace("{version}", str(version.version)) if settings.image else None
     try:
         bundle = build_bundle(version.ref, folder, image=image, base_image=settings.base_image, workspace=ws)
     except ConveyorError as exc:
         raise timer.stop("build", exc.message, hint=exc.hint) from exc
     report.bundle = str(bundle.folder)
-    timer.add("build", "ok", f"{ws.relpath(bundle.archive)}, sha256 {bundle.sha256[:12]}")
+    timer.add("build", "ok", f"{_shown(ws, bundle.archive)}, sha256 {bundle.sha256[:12]}")
+
+
+def _shown(ws: Workspace, path: Path) -> str:
+    try:
+        return ws.relpath(path)
+    except ValueError:  # deploy: bundle: dir outside the workspace
+        return str(path)
 
 
 def _answers(url: str) -> bool:

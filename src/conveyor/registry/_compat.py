@@ -34,7 +34,10 @@ _PARTS = {
     "xgboost": 1,
     "lightgbm": 1,
     "torch": 1,
+    "onnxruntime": 1,  # ONNX files carry their opset: a newer runtime loads older models
 }
+# NumPy 2 reads NumPy 1 pickles, not the other way round: only an older major is refused.
+_NEWER_LOADS_OLDER = frozenset({"numpy"})
 
 # The distributions each flavor's models are loaded with, beyond those a pickle names.
 _FLAVOR_PACKAGES = {
@@ -45,21 +48,54 @@ _FLAVOR_PACKAGES = {
     "onnx": ("onnxruntime",),
     "python": (),
 }
-_FORMAT_PACKAGES = {"skops": ("skops",), "joblib": ("joblib",)}
-# Top-level modules a pickle may name -> the distribution that provides them.
-_MODULE_PACKAGES = {"sklearn": "scikit-learn", "torch": "torch", "numpy": "numpy", "pandas": "pandas", "scipy": "scipy"}
+_FORMAT_PACKAGES = {"skops": ("skops",), "joblib": ("joblib",), "pickle": ("joblib",)}  # pickles load through joblib
 
 
 def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def pickled_modules(version: ModelVersion) -> list[str]:
+    """The top-level modules a pickled version names, less the standard library's."""
+    import sys
+
+    found = {str(m).split(".", 1)[0] for m in version.loader.get("modules", []) or []}
+    return sorted(m for m in found if m not in sys.stdlib_module_names and m != "__main__")
+
+
+def module_distributions(modules: list[str], *, near: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """(distributions that provide ``modules``, the modules importable here or from the folders
+    ``near`` (a project's own code) that no distribution provides)."""
+    import importlib.machinery
+    import importlib.metadata as md
+    import importlib.util
+
+    provided = md.packages_distributions()
+    names: set[str] = set()
+    unknown: list[str] = []
+    for module in modules:
+        if module in provided:
+            names.update(normalise(d) for d in provided[module])
+            continue
+        try:
+            found = module.isidentifier() and (
+                importlib.util.find_spec(module) is not None
+                or importlib.machinery.PathFinder.find_spec(module, near or []) is not None
+            )
+        except (ImportError, ValueError):
+            found = False
+        if found:  # importable, but from no distribution: the project's own code
+            unknown.append(module)
+        # else not importable here at all: a name the pickle reader took for a module, or one
+        # missing here too (loading would fail before any bundle could help)
+    return sorted(names), unknown
+
+
 def model_packages(version: ModelVersion) -> list[str]:
-    """The distributions loading ``version`` depends on (normalised names, sorted)."""
+    """The distributions loading ``version`` depends on (normalised names, sorted); modules of a
+    pickle that no installed distribution provides (the project's own code) are left out."""
     names = set(_FLAVOR_PACKAGES.get(version.flavor, ())) | set(_FORMAT_PACKAGES.get(version.format, ()))
-    for module in version.loader.get("modules", []) or []:
-        top = str(module).split(".", 1)[0]
-        names.add(_MODULE_PACKAGES.get(top, top))
+    names.update(module_distributions(pickled_modules(version))[0])
     return sorted(normalise(n) for n in names)
 
 
@@ -80,6 +116,10 @@ def _release(version: str, parts: int) -> tuple[str, ...]:
     return tuple((numbers.group(1) if numbers else version).split(".")[:parts])
 
 
+def _number(release: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else 0 for part in release)
+
+
 def mismatches(version: ModelVersion, trained: dict[str, str], installed: dict[str, str]) -> list[Mismatch]:
     """The packages ``version`` loads with whose installed version differs from the one it was
     trained with at the level that breaks loading. A package the training run did not have is
@@ -92,8 +132,14 @@ def mismatches(version: ModelVersion, trained: dict[str, str], installed: dict[s
         now = installed.get(package)
         if now is None:
             found.append(Mismatch(package, was, None))
-        elif _release(was, _PARTS.get(package, 2)) != _release(now, _PARTS.get(package, 2)):
-            found.append(Mismatch(package, was, now))
+        else:
+            parts = _PARTS.get(package, 2)
+            trained_at, installed_at = _release(was, parts), _release(now, parts)
+            if package in _NEWER_LOADS_OLDER:
+                if _number(installed_at) < _number(trained_at):
+                    found.append(Mismatch(package, was, now))
+            elif trained_at != installed_at:
+                found.append(Mismatch(package, was, now))
     return found
 
 

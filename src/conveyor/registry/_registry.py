@@ -890,12 +890,13 @@ class Registry:
                     (t.model_versions.c.model_id == model.id) & (t.model_versions.c.version == version.version)
                 )
             ).scalar_one()
-            key = (bundles.c.version_id == version_id) & (bundles.c.sha256 == sha256)
             values = {"size": size, "built_at": now, "built_by": actor, "options": json.dumps(options or {})}
-            if conn.execute(sa.select(bundles.c.sha256).where(key)).first():
-                conn.execute(bundles.update().where(key).values(**values))
+            if self.db.backend == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
             else:
-                conn.execute(bundles.insert().values(version_id=version_id, sha256=sha256, **values))
+                from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+            statement = insert(bundles).values(version_id=version_id, sha256=sha256, **values)
+            conn.execute(statement.on_conflict_do_update(index_elements=["version_id", "sha256"], set_=values))
         return BundleRecord(version.model, version.version, sha256, size, now, actor, dict(options or {}))
 
     def bundles(self, ref: str | ModelVersion) -> list[BundleRecord]:
