@@ -1826,7 +1826,7 @@ def build_step(t: Story) -> None:
     expect(same, "the rebuilt archive should be byte-identical")
     s.ok("rebuilt byte for byte: the same SHA-256 as the bundle deliver built")
     lock = (rebuild / "requirements.lock").read_text(encoding="utf-8").splitlines()
-    pins = [line for line in lock if re.match(r"^(scikit-learn|numpy|pandas|skops)==", line)]
+    pins = [line for line in lock if re.match(r"^(scikit-learn|numpy|pandas|joblib)==", line)]
     expect(len(pins) == 4, f"the lock should pin the model's packages: {lock}")
     s.show("requirements.lock (excerpt):\n" + "\n".join(pins) + "\n" + lock[-1])
     docker = (rebuild / "Dockerfile").read_text(encoding="utf-8").splitlines()
