@@ -113,6 +113,7 @@ def moves(project: Project) -> list[tuple[str, str, int | None]]:
 def test_every_page_answers_with_what_the_workspace_holds(dashboard: Dashboard) -> None:
     with Registry.open(Workspace.find(dashboard.project.root)) as registry:
         v2 = registry.get("iris:2")
+        bundle = registry.bundles(v2)[0]  # deliver built it
     assert v2.run_id and v2.git_commit
     pages = {
         "/": ["prepare", "train", "evaluate", v2.run_id, "iris"],
@@ -122,7 +123,7 @@ def test_every_page_answers_with_what_the_workspace_holds(dashboard: Dashboard) 
         "/checks": ["evaluate", "HTML report", "passed"],
         "/models": ["iris"],
         "/models/iris": ["production", "promote", "deliver"],
-        "/models/iris/2": [v2.run_id, v2.git_commit, v2.artifact_hash, "data/train.csv", "evaluate"],
+        "/models/iris/2": [v2.run_id, v2.git_commit, v2.artifact_hash, "data/train.csv", "evaluate", bundle.sha256],
         "/deployments": ["Promote", "Roll back", "production"],
         "/stats": ["Deployment frequency", "Lead time", "Change failure rate", "Time to restore"],
     }

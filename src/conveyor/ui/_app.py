@@ -172,10 +172,12 @@ def create_app(workspace: Workspace, *, token: str, open_reads: bool = True) -> 
 
     def version_page(request: Request) -> Response:
         try:
-            version = views.version_detail(workspace, request.path_params["name"], request.path_params["version"])
+            version, bundles = views.version_detail(
+                workspace, request.path_params["name"], request.path_params["version"]
+            )
         except ConveyorError as exc:
             return failed(request, exc)
-        return render(request, "version.html", v=version)
+        return render(request, "version.html", v=version, bundles=bundles)
 
     def deployments_page(request: Request) -> Response:
         return render(request, "deployments.html", deployments=views.deployments(workspace), needs_token=True)

@@ -256,9 +256,11 @@ def model_detail(ws: Workspace, name: str) -> tuple[Any, list[Any], list[Any]]:
     return info, versions, history
 
 
-def version_detail(ws: Workspace, name: str, number: int) -> Any:
+def version_detail(ws: Workspace, name: str, number: int) -> tuple[Any, list[Any]]:
+    """A version, and the bundles built from it (newest first)."""
     with _registry(ws) as registry:
-        return registry.get(f"{name}:{number}")
+        version = registry.get(f"{name}:{number}")
+        return version, registry.bundles(version)
 
 
 @dataclass
