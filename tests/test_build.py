@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from conftest import CONVEYOR_BIN, Project
 from conveyor.build._archive import write_archive
 from conveyor.build._lock import Pin, parse, render
+from conveyor.errors import ConveyorError
 from conveyor.registry import Registry
 from conveyor.registry._compat import mismatches
 from conveyor.workspace import Workspace
@@ -575,3 +576,34 @@ def test_a_pickled_model_pins_joblib_and_its_libraries_not_the_standard_library(
     result = project.cvy("build", "own:1", "-o", str(tmp_path / "o"), "--current-env")
     assert result.code == 2 and "own:1 is a pickle that imports features" in result.err, result
     assert not (tmp_path / "o").exists()
+
+
+def test_package_lists_and_bundle_records_on_sqlite_and_postgresql(project: Project, database_url: str) -> None:
+    from conveyor.config import set_value
+    from conveyor.store import RunRecord, RunStore, environment_info
+    from conveyor.store._records import environment_packages
+
+    set_value(project.root / ".conveyor", "store.url", database_url, local=True)
+    ws = Workspace.find(project.root)
+    with RunStore.open(ws) as store:
+        for run_id in ("20261128-000001-aaaaaa", "20261128-000002-bbbbbb"):  # one environment, stored once
+            store.start_run(RunRecord(id=run_id, started_at=1.0, environment=environment_info()))
+        store.start_run(RunRecord(id="20261128-000003-cccccc", started_at=2.0, environment={"packages": "f" * 64}))
+        recorded = store.environment_of("20261128-000002-bbbbbb")
+        assert recorded is not None and len(recorded.packages) == len(environment_packages())
+        assert recorded.version_of("scikit_learn") == recorded.packages["scikit-learn"]
+        assert store.environment_of("20261128-000003-cccccc") is None  # made elsewhere: its list is unknown
+    with Registry.open(ws) as registry:
+        from sklearn.linear_model import LogisticRegression
+
+        version = registry.register("m", model=LogisticRegression(max_iter=1000).fit(FEATURES, IRIS["target"]))
+        digest = "ab" * 32
+        registry.record_bundle(version, sha256=digest, size=10, options={"image": "m:v1"})
+        registry.record_bundle(version, sha256=digest, size=10, options={"image": "m:v1"})  # rebuilt: one row
+        registry.record_bundle(version, sha256="cd" * 32, size=11)
+        assert sorted(b.sha256 for b in registry.bundles("m:1")) == ["ab" * 32, "cd" * 32]
+        assert registry.find_bundle(digest[:12]).ref == "m:1"
+        with pytest.raises(ConveyorError, match="no bundle"):
+            registry.find_bundle("ef" * 32)
+        with pytest.raises(ConveyorError, match="is not a bundle's SHA-256"):
+            registry.find_bundle("xyz")
