@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint bench bench-versioning bench-pipeline bench-remote bench-checks bench-registry bench-serving bench-workflow bench-ui clean
+.PHONY: demo test lint bench bench-versioning bench-pipeline bench-remote bench-checks bench-registry bench-serving bench-workflow bench-ui bench-build clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ bench-workflow: $(VENV)/.demo-installed
 # conveyor ui against MLflow's tracking server and UI (full mlflow in bench/.venv-mlflow-ui), in headless chromium
 bench-ui: $(VENV)/.test-installed $(VENV)/.chromium-installed
 	$(BIN)/python bench/bench_ui.py $(BENCH_UI_ARGS)
+
+# conveyor build against mlflow models generate-dockerfile (bench/.venv-mlflow-ui), hadolint, kubernetes-validate
+bench-build: $(VENV)/.test-installed
+	$(BIN)/python bench/bench_build.py $(BENCH_BUILD_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
