@@ -316,12 +316,8 @@ class Registry:
         return int(number)
 
     def _ensure_model(self, conn: sa.Connection, name: str, actor: str, now: float) -> int:
-        if self.db.backend == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
         conn.execute(
-            insert(t.models)
+            self.db.upsert(t.models)
             .values(name=name, created_at=now, created_by=actor)
             .on_conflict_do_nothing(index_elements=["name"])
         )
@@ -891,11 +887,7 @@ class Registry:
                 )
             ).scalar_one()
             values = {"size": size, "built_at": now, "built_by": actor, "options": json.dumps(options or {})}
-            if self.db.backend == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-            statement = insert(bundles).values(version_id=version_id, sha256=sha256, **values)
+            statement = self.db.upsert(bundles).values(version_id=version_id, sha256=sha256, **values)
             conn.execute(statement.on_conflict_do_update(index_elements=["version_id", "sha256"], set_=values))
         return BundleRecord(version.model, version.version, sha256, size, now, actor, dict(options or {}))
 

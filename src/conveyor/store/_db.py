@@ -128,6 +128,17 @@ class Database:
     def __enter__(self) -> Database:
         return self
 
+    def upsert(self, table: sa.Table) -> Any:
+        """An INSERT of ``table`` that takes ``on_conflict_do_nothing``/``_do_update`` (the
+        dialect's own: both backends have them, SQLAlchemy Core's generic insert does not)."""
+        if self.backend == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
     def __exit__(self, *exc: object) -> None:
         self.close()
 

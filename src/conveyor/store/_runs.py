@@ -180,12 +180,8 @@ class RunStore:
         table = t.environments
         if conn.execute(sa.select(table.c.packages_hash).where(table.c.packages_hash == fingerprint)).first():
             return
-        if self.db.backend == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
         conn.execute(
-            insert(table)
+            self.db.upsert(table)
             .values(
                 packages_hash=fingerprint,
                 packages=json.dumps(environment_packages()),
