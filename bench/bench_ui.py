@@ -46,7 +46,6 @@ import platform
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_pipeline as bp
+import bench_serving as bs
 import bench_versioning as bv
 import httpx
 import ui_runner as ur
@@ -126,28 +126,6 @@ class Truth:
 # ------------------------------------------------------------------------------------------- the servers
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and every process below it."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
-
-
 def rss_mib(pid: int) -> float:
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -156,24 +134,18 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def settle(servers: list[Server], quiet: float = 0.02, window: float = 0.2, limit: float = 15.0) -> None:
     """Wait until the servers have finished what the last visit started (requests a page makes after its table
     shows go on in the background): less than ``quiet`` CPU seconds over ``window``."""
     deadline = time.monotonic() + limit
-    pids = [pid for server in servers for pid in process_tree(server.proc.pid)]
-    before = cpu_seconds(pids)
+
+    def cpu() -> float:
+        return sum(bs.tree_cpu(server.proc.pid) for server in servers)
+
+    before = cpu()
     while time.monotonic() < deadline:
         time.sleep(window)
-        now = cpu_seconds(pids)
+        now = cpu()
         if now - before < quiet:
             return
         before = now
@@ -198,7 +170,7 @@ class Server:
 
 
 def start_server(tool: str, argv: list[str], cwd: Path, env: dict[str, str], ready: Callable[[str], bool]) -> Server:
-    port = free_port()
+    port = bs.free_port()
     argv = [a.replace("{port}", str(port)) for a in argv]
     log = cwd.parent / f"{tool}-server.log"
     started = time.perf_counter()
@@ -612,8 +584,8 @@ class UIBench:
             self.serve_side(size, truth, conveyor, mlflow)
             self.browser_side(size, truth, conveyor, mlflow)
             for server in (conveyor, mlflow):
-                tree = process_tree(server.proc.pid)
-                self.figure(size, "rss", "server memory", server.tool).value = sum(rss_mib(pid) for pid in tree)
+                tree = bs.tree(server.proc.pid)
+                self.figure(size, "rss", "server memory", server.tool).value = bs.tree_rss_mib(server.proc.pid)
                 self.figure(size, "processes", "server processes", server.tool).value = len(tree)
                 web = [pid for pid in tree if b"uvicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()] or [tree[0]]
                 self.figure(size, "rss-web", "web process memory", server.tool).value = rss_mib(web[-1])
